@@ -1,0 +1,3 @@
+//! Guildhall pb engine: a pure library (no database, no network) and its command-line tool.
+
+pub mod cli;
