@@ -1,20 +1,221 @@
 //! `guildhall stv|schulze|delegate …`: the offline election and delegation tools.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use crate::ballot::{read_path, Election};
+use crate::stv::{count, Rule};
 
 /// The election subcommands, flattened into the top level of `guildhall`.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Count a single transferable vote election.
+    /// Count a single transferable vote election (BLT, PrefLib .soi/.toi or CSV).
+    ///
+    /// Without --json or --report: the elected names, one per line, in order of election.
     Stv {
-        /// The ballot file (BLT).
-        file: std::path::PathBuf,
+        /// The ballot file (format by extension: .blt, .soi, .toi, .csv).
+        file: PathBuf,
+        /// The counting rule.
+        #[arg(long, value_enum, default_value = "scottish")]
+        rule: Rule,
+        /// Print the full stage-by-stage report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Print the full stage-by-stage report as text.
+        #[arg(long, conflicts_with = "json")]
+        report: bool,
+        /// Override the number of seats (PrefLib and CSV files do not carry it).
+        #[arg(long)]
+        seats: Option<usize>,
+        /// Seed of the lot for ties that no earlier stage resolves.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Rank the candidates by the Schulze method (winning votes).
+    Schulze {
+        /// The ballot file (format by extension: .blt, .soi, .toi, .csv).
+        file: PathBuf,
+        /// Print the report (pairwise counts, strongest paths, ranking) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Liquid delegation.
+    Delegate {
+        /// What to do.
+        #[command(subcommand)]
+        action: DelegateCommand,
+    },
+}
+
+/// `guildhall delegate …`
+#[derive(Debug, clap::Subcommand)]
+pub enum DelegateCommand {
+    /// Resolve delegations for one issue: each direct voter's weight and every voter's chain.
+    Resolve {
+        /// Delegations CSV: `truster,scope,target,trustee` (scope unit|area|issue; target
+        /// the area or issue id, empty for unit; empty trustee = explicit "no delegation").
+        #[arg(long)]
+        delegations: PathBuf,
+        /// Direct voters: one voter id per line.
+        #[arg(long)]
+        voters: PathBuf,
+        /// The issue being decided.
+        #[arg(long)]
+        issue: String,
+        /// The area the issue belongs to.
+        #[arg(long)]
+        area: String,
+        /// Explain this voter's chain (repeatable).
+        #[arg(long)]
+        explain: Vec<String>,
+        /// Print the resolution as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 /// Runs one election subcommand.
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    run_to(cmd, &mut out)
+}
+
+fn load(file: &Path) -> anyhow::Result<Election> {
+    let e = read_path(file).with_context(|| format!("reading {}", file.display()))?;
+    for bad in &e.invalid {
+        eprintln!(
+            "{}:{}: invalid ballot ({} paper(s)): {}",
+            file.display(),
+            bad.line,
+            bad.weight,
+            bad.reason
+        );
+    }
+    Ok(e)
+}
+
+/// Runs one subcommand, writing its output to `out`.
+pub fn run_to(cmd: Command, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     match cmd {
-        Command::Stv { file } => anyhow::bail!("stv {}: not built yet", file.display()),
+        Command::Stv {
+            file,
+            rule,
+            json,
+            report,
+            seats,
+            seed,
+        } => {
+            let mut e = load(&file)?;
+            if let Some(s) = seats {
+                e.seats = s;
+            }
+            let r =
+                count(&e, rule, seed).with_context(|| format!("counting {}", file.display()))?;
+            if json {
+                serde_json::to_writer_pretty(&mut *out, &r)?;
+                writeln!(out)?;
+            } else if report {
+                write!(out, "{}", r.to_text())?;
+            } else {
+                for name in r.elected_names() {
+                    writeln!(out, "{name}")?;
+                }
+            }
+        }
+        Command::Schulze { file, json } => {
+            let e = load(&file)?;
+            let r = crate::methods::schulze(&e);
+            if json {
+                serde_json::to_writer_pretty(&mut *out, &r)?;
+                writeln!(out)?;
+            } else {
+                write!(out, "{}", r.to_text())?;
+            }
+        }
+        Command::Delegate { action } => match action {
+            DelegateCommand::Resolve {
+                delegations,
+                voters,
+                issue,
+                area,
+                explain,
+                json,
+            } => crate::delegate::cli_resolve(
+                &delegations,
+                &voters,
+                &issue,
+                &area,
+                &explain,
+                json,
+                out,
+            )?,
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct T {
+        #[command(subcommand)]
+        c: Command,
+    }
+
+    fn data(rel: &str) -> String {
+        format!("../../../shared/data/ballots/{rel}")
+    }
+
+    fn run_args(args: &[&str]) -> String {
+        let t = T::try_parse_from(args).unwrap();
+        let mut out = Vec::new();
+        run_to(t.c, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn stv_prints_elected_names_in_order() {
+        let f = data("scotland-2017/shetland_2017_ward6.blt");
+        let out = run_args(&["t", "stv", &f, "--rule", "scottish"]);
+        assert_eq!(
+            out,
+            "Malcolm John BELL (Ind)\nStephen Arthur LEASK (Ind)\nJohn Finlay Sinclair FRASER (Ind)\n"
+        );
+        let out = run_args(&["t", "stv", &f, "--rule", "meek"]);
+        assert_eq!(out.lines().count(), 3);
+    }
+
+    #[test]
+    fn stv_json_has_stages() {
+        let f = data("scotland-2017/glasgow_2017_ward22.blt");
+        let out = run_args(&["t", "stv", &f, "--rule", "wigm", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["rule"], "wigm");
+        assert_eq!(v["elected"].as_array().unwrap().len(), 3);
+        assert!(v["stages"].as_array().unwrap().len() >= 3);
+        let out = run_args(&["t", "stv", &f, "--report"]);
+        assert!(out.contains("Stage 7"), "{out}");
+    }
+
+    #[test]
+    fn rejects_unknown_rule_and_reports_missing_file() {
+        assert!(T::try_parse_from(["t", "stv", "x.blt", "--rule", "borda"]).is_err());
+        let t = T::try_parse_from(["t", "stv", "/nonexistent.blt"]).unwrap();
+        let err = run_to(t.c, &mut Vec::new()).unwrap_err();
+        assert!(format!("{err:#}").contains("/nonexistent.blt"));
+    }
+
+    #[test]
+    fn schulze_prints_ranking() {
+        let f = data("preflib/00002-00000005.soi");
+        let out = run_args(&["t", "schulze", &f]);
+        assert!(out.starts_with("1. Sam Hocevar\n"), "{out}");
     }
 }
