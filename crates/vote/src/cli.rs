@@ -42,6 +42,32 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Count a board with stakeholder classes (reserved seats) and open seats.
+    ///
+    /// Reserved seats are counted first, class by class in the order given, each on its own
+    /// class's ballots; then the open seats on everyone's ballots, with those already
+    /// elected withdrawn.
+    Stakeholder {
+        /// A class as NAME:SEATS:FILE (repeatable, in counting order). Candidates marked
+        /// withdrawn in FILE are not eligible for the class's seats.
+        #[arg(long = "class", required = true)]
+        classes: Vec<String>,
+        /// Number of open seats.
+        #[arg(long, default_value_t = 0)]
+        open: usize,
+        /// Ballots of the open electorate (default: all classes' ballots together).
+        #[arg(long)]
+        open_ballots: Option<PathBuf>,
+        /// The counting rule.
+        #[arg(long, value_enum, default_value = "scottish")]
+        rule: Rule,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Seed of the lot for ties that no earlier stage resolves.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Liquid delegation.
     Delegate {
         /// What to do.
@@ -136,6 +162,39 @@ pub fn run_to(cmd: Command, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 write!(out, "{}", r.to_text())?;
             }
         }
+        Command::Stakeholder {
+            classes,
+            open,
+            open_ballots,
+            rule,
+            json,
+            seed,
+        } => {
+            let mut parsed = Vec::new();
+            for spec in &classes {
+                let mut it = spec.splitn(3, ':');
+                let (Some(name), Some(seats), Some(file)) = (it.next(), it.next(), it.next())
+                else {
+                    anyhow::bail!("--class {spec:?}: expected NAME:SEATS:FILE");
+                };
+                let seats: usize = seats
+                    .parse()
+                    .with_context(|| format!("--class {spec:?}: seats {seats:?}"))?;
+                parsed.push((name.to_string(), seats, load(Path::new(file))?));
+            }
+            let open_e = match &open_ballots {
+                Some(f) => Some(load(f)?),
+                None => None,
+            };
+            let se = crate::stakeholder::from_elections("board", &parsed, open, open_e.as_ref());
+            let r = crate::stakeholder::count_stakeholder(&se, rule, seed)?;
+            if json {
+                serde_json::to_writer_pretty(&mut *out, &r)?;
+                writeln!(out)?;
+            } else {
+                write!(out, "{}", r.to_text())?;
+            }
+        }
         Command::Delegate { action } => match action {
             DelegateCommand::Resolve {
                 delegations,
@@ -210,6 +269,88 @@ mod tests {
         let t = T::try_parse_from(["t", "stv", "/nonexistent.blt"]).unwrap();
         let err = run_to(t.c, &mut Vec::new()).unwrap_err();
         assert!(format!("{err:#}").contains("/nonexistent.blt"));
+    }
+
+    #[test]
+    fn stakeholder_counts_classes_then_open() {
+        let dir = std::env::temp_dir().join(format!("vote-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let w = dir.join("w.blt");
+        let d = dir.join("d.blt");
+        std::fs::write(&w, "3 1\n-3\n5 1 2 0\n3 2 0\n0\nAnn\nBob\nCy\nw\n").unwrap();
+        std::fs::write(&d, "2 1\n4 2 1 0\n0\nCy\nDee\nd\n").unwrap();
+        let wc = format!("workers:1:{}", w.display());
+        let dc = format!("donors:1:{}", d.display());
+        let out = run_args(&[
+            "t",
+            "stakeholder",
+            "--class",
+            &wc,
+            "--class",
+            &dc,
+            "--open",
+            "1",
+        ]);
+        assert!(
+            out.contains("Board:\n  Ann (workers)\n  Dee (donors)\n  Bob (open)\n"),
+            "{out}"
+        );
+        let t = T::try_parse_from(["t", "stakeholder", "--class", "bad"]).unwrap();
+        assert!(run_to(t.c, &mut Vec::new()).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn delegate_resolve_explains_chains() {
+        let dir = std::env::temp_dir().join(format!("vote-del-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dl = dir.join("d.csv");
+        let vs = dir.join("v.txt");
+        std::fs::write(
+            &dl,
+            "truster,scope,target,trustee\nann,unit,,bob\nbob,area,a1,cy\ncy,issue,i1,\ncy,unit,,ann\ndan,unit,,eve\neve,unit,,dan\n",
+        )
+        .unwrap();
+        std::fs::write(&vs, "cy\n").unwrap();
+        let (d, v) = (dl.display().to_string(), vs.display().to_string());
+        let args = [
+            "t",
+            "delegate",
+            "resolve",
+            "--delegations",
+            &d,
+            "--voters",
+            &v,
+            "--issue",
+            "i1",
+            "--area",
+            "a1",
+            "--explain",
+            "ann",
+            "--explain",
+            "dan",
+        ];
+        let out = run_args(&args);
+        assert!(
+            out.contains(
+                "1 direct, 2 delegated, 0 abstained, 0 lost at dead ends, 2 lost in cycles"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("cy\t3\n"), "{out}");
+        assert!(
+            out.contains("bob delegates (area delegation) to cy"),
+            "{out}"
+        );
+        assert!(
+            out.contains("not cast: the chain runs into a cycle"),
+            "{out}"
+        );
+        let mut json_args = args.to_vec();
+        json_args.push("--json");
+        let v: serde_json::Value = serde_json::from_str(&run_args(&json_args)).unwrap();
+        assert_eq!(v["summary"]["cycle"], 2);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

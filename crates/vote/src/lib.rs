@@ -5,10 +5,12 @@
 //! - [`stv`]: Scottish STV (SSI 2007/42 rules 45–52), WIGM and Meek STV with
 //!   stage-by-stage reports;
 //! - [`methods`]: Schulze, instant runoff, approval, plurality;
+//! - [`stakeholder`]: boards with reserved seats per stakeholder class plus open seats;
 //! - [`delegate`]: liquid delegation with LiquidFeedback semantics.
 
 pub mod ballot;
 pub mod cli;
 pub mod delegate;
 pub mod methods;
+pub mod stakeholder;
 pub mod stv;
