@@ -15,6 +15,8 @@ pub enum Command {
 /// Runs one `guildhall blocklist` subcommand.
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
-        Command::Check { file } => anyhow::bail!("blocklist check {}: not built yet", file.display()),
+        Command::Check { file } => {
+            anyhow::bail!("blocklist check {}: not built yet", file.display())
+        }
     }
 }

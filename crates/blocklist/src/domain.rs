@@ -1,0 +1,194 @@
+//! Domain normalisation (as Mastodon stores domains), canary detection and digests.
+
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+/// Why a domain string was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DomainError {
+    /// Nothing left after trimming.
+    #[error("empty domain")]
+    Empty,
+    /// A character that cannot be in a host name.
+    #[error("invalid character {0:?} in domain {1:?}")]
+    BadChar(char, String),
+    /// An empty label (`a..b`) or one longer than 63 bytes.
+    #[error("invalid label in domain {0:?}")]
+    BadLabel(String),
+    /// Longer than 253 bytes.
+    #[error("domain too long ({0} bytes)")]
+    TooLong(usize),
+    /// IDNA conversion failed.
+    #[error("invalid internationalised domain {0:?}")]
+    Idna(String),
+}
+
+/// A normalised domain and what normalisation noticed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Normalized {
+    /// The canonical form: lower case, IDNA ASCII (A-labels), no trailing or leading dot.
+    pub domain: String,
+    /// The input had leading dots (`.tk`): Mastodon's handling is unknown, review it.
+    pub had_leading_dot: bool,
+    /// The input contained `*`: an obfuscated domain, never to be merged as a domain.
+    pub obfuscated: bool,
+    /// The canonical form differs from the input string (case, IDNA, whitespace, dots).
+    pub changed: bool,
+}
+
+/// Normalises a domain as Mastodon does before storing it: trims whitespace and trailing `/`,
+/// lower-cases, converts Unicode labels to punycode (IDNA to-ASCII), drops one trailing dot.
+/// Leading dots are removed too (and reported). A domain containing `*` is returned lower-cased
+/// and flagged `obfuscated` without further checks.
+pub fn normalize_domain(raw: &str) -> Result<Normalized, DomainError> {
+    let trimmed = raw.trim().trim_end_matches('/').trim();
+    if trimmed.is_empty() {
+        return Err(DomainError::Empty);
+    }
+    if trimmed.contains('*') {
+        let d = trimmed.to_lowercase();
+        return Ok(Normalized {
+            changed: d != raw,
+            domain: d,
+            had_leading_dot: false,
+            obfuscated: true,
+        });
+    }
+    let mut s = trimmed.strip_suffix('.').unwrap_or(trimmed);
+    let had_leading_dot = s.starts_with('.');
+    s = s.trim_start_matches('.');
+    if s.is_empty() {
+        return Err(DomainError::Empty);
+    }
+    let needs_idna = !s.is_ascii() || s.contains("xn--") || s.contains("XN--");
+    let domain = if needs_idna {
+        let a = idna::domain_to_ascii(s).map_err(|_| DomainError::Idna(s.to_string()))?;
+        // A-labels must decode back cleanly, otherwise the punycode was bogus.
+        let (_, res) = idna::domain_to_unicode(&a);
+        if res.is_err() {
+            return Err(DomainError::Idna(s.to_string()));
+        }
+        a
+    } else {
+        s.to_ascii_lowercase()
+    };
+    validate_ascii(&domain)?;
+    Ok(Normalized {
+        changed: domain != raw,
+        domain,
+        had_leading_dot,
+        obfuscated: false,
+    })
+}
+
+fn validate_ascii(d: &str) -> Result<(), DomainError> {
+    if d.len() > 253 {
+        return Err(DomainError::TooLong(d.len()));
+    }
+    for c in d.chars() {
+        if !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' || c == '.') {
+            return Err(DomainError::BadChar(c, d.to_string()));
+        }
+    }
+    if d.split('.').any(|l| l.is_empty() || l.len() > 63) {
+        return Err(DomainError::BadLabel(d.to_string()));
+    }
+    Ok(())
+}
+
+/// Is this (normalised) domain a canary/sentinel row meant to be stripped before merging?
+/// `*.invalid`, `canary.*.example.com`, and the `000…` instruction rows of Seirdy's and
+/// Oliphant's lists.
+pub fn is_canary(d: &str) -> bool {
+    d == "invalid"
+        || d.ends_with(".invalid")
+        || (d.starts_with("canary.") && d.ends_with(".example.com"))
+        || (d.starts_with("000") && (d.ends_with(".example.com") || d.ends_with("seirdy.one")))
+}
+
+/// The lower-case hex SHA-256 of a domain, as Mastodon's public API `digest` field.
+pub fn digest(domain: &str) -> String {
+    let h = Sha256::digest(domain.as_bytes());
+    let mut s = String::with_capacity(64);
+    for b in h {
+        s.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+        s.push(char::from_digit(u32::from(b & 15), 16).unwrap_or('0'));
+    }
+    s
+}
+
+/// The parents of a domain, nearest first: `a.b.example.com` → `b.example.com`,
+/// `example.com`, `com`.
+pub fn parents(d: &str) -> impl Iterator<Item = &str> {
+    d.match_indices('.').map(move |(i, _)| &d[i + 1..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_case_dots_space_and_idna() {
+        let n = normalize_domain("  Example.COM. ").unwrap();
+        assert_eq!(n.domain, "example.com");
+        assert!(n.changed);
+        let u = normalize_domain("bücher.example").unwrap();
+        let p = normalize_domain("XN--BCHER-KVA.example").unwrap();
+        assert_eq!(u.domain, "xn--bcher-kva.example");
+        assert_eq!(u.domain, p.domain);
+        let l = normalize_domain(".tk").unwrap();
+        assert_eq!(l.domain, "tk");
+        assert!(l.had_leading_dot);
+        assert_eq!(
+            normalize_domain("a.example.com/").unwrap().domain,
+            "a.example.com"
+        );
+        assert!(
+            !normalize_domain("xn--p1abe3d.xn--80asehdb")
+                .unwrap()
+                .changed
+        );
+    }
+
+    #[test]
+    fn rejects_bad_domains() {
+        assert_eq!(normalize_domain("   "), Err(DomainError::Empty));
+        assert!(matches!(
+            normalize_domain("exa mple.com"),
+            Err(DomainError::BadChar(' ', _))
+        ));
+        assert!(matches!(
+            normalize_domain("a..b"),
+            Err(DomainError::BadLabel(_))
+        ));
+        assert!(normalize_domain(&"a".repeat(64)).is_err());
+        assert!(normalize_domain("xn--zz--.com").is_err() || normalize_domain("xn--").is_err());
+    }
+
+    #[test]
+    fn obfuscated_and_canaries() {
+        let o = normalize_domain("ap.***.ST").unwrap();
+        assert!(o.obfuscated);
+        assert_eq!(o.domain, "ap.***.st");
+        assert!(is_canary("dni.invalid"));
+        assert!(is_canary("canary.tier0.example.com"));
+        assert!(is_canary(
+            "000delete.this.line.if.you.have.read.the.documentation.on.seirdy.one"
+        ));
+        assert!(is_canary(
+            "000this.is.generated.from.overlap.across.trusted.sources.example.com"
+        ));
+        assert!(!is_canary("example.com"));
+        assert!(!is_canary("canary.social"));
+    }
+
+    #[test]
+    fn digest_and_parents() {
+        assert_eq!(
+            digest("example.com"),
+            "a379a6f6eeafb9a55e378c118034e2751e682fab9f2d30ab13d2125586ce1947"
+        );
+        let p: Vec<&str> = parents("a.b.example.com").collect();
+        assert_eq!(p, vec!["b.example.com", "example.com", "com"]);
+    }
+}

@@ -1,0 +1,652 @@
+//! The consensus merge: FediBlockHole's algorithm exactly by default, plus trust weights, a
+//! maximum severity per source, subdomain-aware coverage and an audit record per domain.
+//!
+//! Lists are folded in source order as they arrive ([`Merger::add`]), so a merge of hundreds of
+//! large lists never holds more than one parsed list plus the per-domain accumulators.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use thiserror::Error;
+
+use crate::domain::{digest, parents};
+use crate::types::{BlockEntry, Blocklist, Severity};
+
+/// How overlapping blocks of one domain combine (FediBlockHole's `mergeplan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MergePlan {
+    /// Highest severity; a flag is set if any list sets it (the default).
+    #[default]
+    Max,
+    /// Lowest severity; a flag is set only if every list sets it.
+    Min,
+}
+
+/// How the threshold is compared (FediBlockHole's `merge_threshold_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ThresholdType {
+    /// The number of lists (or the sum of their weights) naming the domain.
+    #[default]
+    Count,
+    /// The percentage of lists (or of the total weight) naming the domain.
+    Pct,
+}
+
+/// A bad option value.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum OptionError {
+    /// Not `max` or `min`.
+    #[error("unknown mergeplan {0:?} (expected max or min)")]
+    MergePlan(String),
+    /// Not `count` or `pct`.
+    #[error("unknown merge threshold type {0:?} (expected count or pct)")]
+    ThresholdType(String),
+    /// Not one of FediBlockHole's field names.
+    #[error("unknown field {0:?} (expected public_comment, private_comment, reject_media, reject_reports or obfuscate)")]
+    Field(String),
+}
+
+impl FromStr for MergePlan {
+    type Err = OptionError;
+    fn from_str(s: &str) -> Result<Self, OptionError> {
+        match s {
+            "max" => Ok(MergePlan::Max),
+            "min" => Ok(MergePlan::Min),
+            _ => Err(OptionError::MergePlan(s.to_string())),
+        }
+    }
+}
+
+impl FromStr for ThresholdType {
+    type Err = OptionError;
+    fn from_str(s: &str) -> Result<Self, OptionError> {
+        match s {
+            "count" => Ok(ThresholdType::Count),
+            "pct" => Ok(ThresholdType::Pct),
+            _ => Err(OptionError::ThresholdType(s.to_string())),
+        }
+    }
+}
+
+/// Which optional fields are imported from the sources (FediBlockHole's `import_fields`;
+/// `domain` and `severity` always are). Fields not imported take their defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportFields {
+    /// Import `public_comment`.
+    pub public_comment: bool,
+    /// Import `private_comment`.
+    pub private_comment: bool,
+    /// Import `reject_media`.
+    pub reject_media: bool,
+    /// Import `reject_reports`.
+    pub reject_reports: bool,
+    /// Import `obfuscate`.
+    pub obfuscate: bool,
+}
+
+impl ImportFields {
+    /// Every field.
+    pub fn all() -> ImportFields {
+        ImportFields {
+            public_comment: true,
+            private_comment: true,
+            reject_media: true,
+            reject_reports: true,
+            obfuscate: true,
+        }
+    }
+
+    /// Adds one field by name (`domain`, `severity` and `id` are accepted and ignored).
+    pub fn add(&mut self, name: &str) -> Result<(), OptionError> {
+        match name {
+            "public_comment" => self.public_comment = true,
+            "private_comment" => self.private_comment = true,
+            "reject_media" => self.reject_media = true,
+            "reject_reports" => self.reject_reports = true,
+            "obfuscate" => self.obfuscate = true,
+            "domain" | "severity" | "id" => {}
+            other => return Err(OptionError::Field(other.to_string())),
+        }
+        Ok(())
+    }
+
+    fn apply(self, e: &mut BlockEntry) {
+        if !self.public_comment {
+            e.public_comment.clear();
+        }
+        if !self.private_comment {
+            e.private_comment.clear();
+        }
+        if !self.reject_media {
+            e.reject_media = false;
+        }
+        if !self.reject_reports {
+            e.reject_reports = false;
+        }
+        if !self.obfuscate {
+            e.obfuscate = false;
+        }
+    }
+}
+
+/// Per-source settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceOptions {
+    /// A name for the audit (URL or path).
+    pub name: String,
+    /// Trust weight (FediBlockHole: always 1). Must be finite and non-negative.
+    pub weight: f64,
+    /// Severities above this are clamped to it (FediBlockHole's per-source `max_severity`).
+    pub max_severity: Severity,
+    /// Fields imported from this source; `None` uses [`MergeOptions::import`].
+    pub import: Option<ImportFields>,
+}
+
+impl SourceOptions {
+    /// A source with weight 1, no severity cap and the global import fields.
+    pub fn new(name: impl Into<String>) -> SourceOptions {
+        SourceOptions {
+            name: name.into(),
+            weight: 1.0,
+            max_severity: Severity::Suspend,
+            import: None,
+        }
+    }
+}
+
+/// Merge settings. The default is FediBlockHole's default (`max`, threshold 0 by count,
+/// `domain` and `severity` only).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct MergeOptions {
+    /// `max` or `min`.
+    pub plan: MergePlan,
+    /// Keep a domain when its level is `>=` this.
+    pub threshold: f64,
+    /// Count or percentage.
+    pub threshold_type: ThresholdType,
+    /// Fields imported from every source.
+    pub import: ImportFields,
+    /// Subdomain-aware coverage (not in FediBlockHole): a list blocking `example.com` also
+    /// supports `a.example.com`; an allowlisted domain also allows its subdomains; a result
+    /// covered by an included parent block at least as strict is left out (Mastodon's
+    /// `rule_for` would refuse it).
+    pub subdomains: bool,
+}
+
+/// What happened to a domain in the merge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// In the merged list.
+    Included,
+    /// Not enough support.
+    BelowThreshold,
+    /// Removed by an allowlist (or `-A`).
+    Allowlisted,
+    /// Left out: an included parent block already covers it.
+    CoveredBy(String),
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Included => f.write_str("included"),
+            Outcome::BelowThreshold => f.write_str("below-threshold"),
+            Outcome::Allowlisted => f.write_str("allowlisted"),
+            Outcome::CoveredBy(p) => write!(f, "covered-by:{p}"),
+        }
+    }
+}
+
+/// The audit record of one domain: who listed it, how, and what the merge made of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    /// The domain.
+    pub domain: String,
+    /// Lists naming it (FediBlockHole's `count`).
+    pub count: u32,
+    /// `count / n * 100` (FediBlockHole's `percent`).
+    pub percent: f64,
+    /// Share of the total trust weight supporting it, 0..=1 (with subdomain coverage, this
+    /// counts lists blocking a parent too).
+    pub score: f64,
+    /// `(source index, severity after the source's cap)` for each list naming it exactly.
+    pub sources: Vec<(usize, Severity)>,
+    /// The merged severity (whether or not it was included).
+    pub severity: Severity,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// The merge result.
+#[derive(Debug, Clone, Default)]
+pub struct MergeResult {
+    /// The merged blocks, sorted by domain.
+    pub entries: Vec<BlockEntry>,
+    /// One record per domain seen, sorted by domain.
+    pub audit: Vec<AuditRecord>,
+    /// The sources, in order.
+    pub sources: Vec<SourceOptions>,
+    /// Obfuscated rows skipped (no digest, or no known domain with that digest).
+    pub obfuscated_skipped: usize,
+    /// Obfuscated rows matched to a real domain by digest.
+    pub digests_resolved: usize,
+}
+
+struct Acc {
+    entry: BlockEntry,
+    weight: f64,
+    /// Packed `(source index << 2) | severity`.
+    sources: Vec<u32>,
+}
+
+fn sev_code(s: Severity) -> u32 {
+    match s {
+        Severity::Noop => 0,
+        Severity::Silence => 1,
+        Severity::Suspend => 2,
+    }
+}
+
+fn code_sev(c: u32) -> Severity {
+    match c & 3 {
+        0 => Severity::Noop,
+        1 => Severity::Silence,
+        _ => Severity::Suspend,
+    }
+}
+
+/// FediBlockHole's `merge_comments`, exactly.
+pub fn merge_comments(old: &str, new: &str) -> String {
+    if old.is_empty() && new.is_empty() {
+        return String::new();
+    }
+    if old == new || new.is_empty() {
+        return old.to_string();
+    }
+    if old.is_empty() {
+        return new.to_string();
+    }
+    let ot: Vec<&str> = old.split(", ").filter(|t| !t.is_empty()).collect();
+    let mut nt: Vec<&str> = new.split(", ").filter(|t| !t.is_empty()).collect();
+    for t in &ot {
+        if let Some(i) = nt.iter().position(|x| x == t) {
+            nt.remove(i);
+        }
+    }
+    let mut all = ot;
+    all.extend(nt);
+    all.join(", ")
+}
+
+/// FediBlockHole's `apply_mergeplan`: folds `new` into `acc`.
+pub fn apply_mergeplan(acc: &mut BlockEntry, new: &BlockEntry, plan: MergePlan) {
+    acc.public_comment = merge_comments(&acc.public_comment, &new.public_comment);
+    acc.private_comment = merge_comments(&acc.private_comment, &new.private_comment);
+    match plan {
+        MergePlan::Max => {
+            acc.severity = acc.severity.max(new.severity);
+            acc.reject_media |= new.reject_media;
+            acc.reject_reports |= new.reject_reports;
+            acc.obfuscate |= new.obfuscate;
+        }
+        MergePlan::Min => {
+            acc.severity = acc.severity.min(new.severity);
+            acc.reject_media &= new.reject_media;
+            acc.reject_reports &= new.reject_reports;
+            acc.obfuscate &= new.obfuscate;
+        }
+    }
+}
+
+/// A streaming merge: add lists in source order, then [`Merger::finish`].
+pub struct Merger {
+    opts: MergeOptions,
+    sources: Vec<SourceOptions>,
+    index: FxHashMap<String, u32>,
+    accs: Vec<Acc>,
+    pending: Vec<(usize, BlockEntry, String)>,
+    obfuscated_skipped: usize,
+}
+
+impl Merger {
+    /// A merge with these options.
+    pub fn new(opts: MergeOptions) -> Merger {
+        Merger {
+            opts,
+            sources: Vec::new(),
+            index: FxHashMap::default(),
+            accs: Vec::new(),
+            pending: Vec::new(),
+            obfuscated_skipped: 0,
+        }
+    }
+
+    fn prepare(&self, src: &SourceOptions, e: &BlockEntry) -> BlockEntry {
+        let mut e = e.clone();
+        src.import.unwrap_or(self.opts.import).apply(&mut e);
+        if e.severity > src.max_severity {
+            e.severity = src.max_severity;
+        }
+        e
+    }
+
+    fn fold(&mut self, si: usize, e: BlockEntry) {
+        let w = self.sources[si].weight;
+        let code = ((si as u32) << 2) | sev_code(e.severity);
+        match self.index.get(&e.domain) {
+            Some(&i) => {
+                let acc = &mut self.accs[i as usize];
+                apply_mergeplan(&mut acc.entry, &e, self.opts.plan);
+                acc.weight += w;
+                acc.sources.push(code);
+            }
+            None => {
+                self.index.insert(e.domain.clone(), self.accs.len() as u32);
+                self.accs.push(Acc {
+                    entry: e,
+                    weight: w,
+                    sources: vec![code],
+                });
+            }
+        }
+    }
+
+    /// Adds the next list (in source order).
+    pub fn add(&mut self, src: SourceOptions, list: &Blocklist) {
+        let si = self.sources.len();
+        self.sources.push(src);
+        let src = &self.sources[si];
+        let prepared: Vec<BlockEntry> = list.entries.iter().map(|e| self.prepare(src, e)).collect();
+        for e in prepared {
+            self.fold(si, e);
+        }
+        for o in &list.obfuscated {
+            match &o.digest {
+                Some(d) => {
+                    let e = self.prepare(&self.sources[si], &o.entry);
+                    self.pending.push((si, e, d.clone()));
+                }
+                None => self.obfuscated_skipped += 1,
+            }
+        }
+    }
+
+    /// Finishes the merge: resolves digests, applies the threshold, the allowlist (exact
+    /// domains, already normalised) and, with subdomain coverage, parent blocks.
+    pub fn finish(mut self, allow: &FxHashSet<String>) -> MergeResult {
+        let mut digests_resolved = 0;
+        if !self.pending.is_empty() {
+            let by_digest: FxHashMap<String, String> =
+                self.index.keys().map(|d| (digest(d), d.clone())).collect();
+            for (si, mut e, d) in std::mem::take(&mut self.pending) {
+                let Some(domain) = by_digest.get(&d) else {
+                    self.obfuscated_skipped += 1;
+                    continue;
+                };
+                let i = self.index[domain] as usize;
+                if self.accs[i]
+                    .sources
+                    .iter()
+                    .any(|&c| (c >> 2) as usize == si)
+                {
+                    continue; // the same list also named it in clear
+                }
+                e.domain = domain.clone();
+                digests_resolved += 1;
+                self.fold(si, e);
+            }
+        }
+        let n = self.sources.len();
+        let total_w: f64 = self.sources.iter().map(|s| s.weight).sum();
+        let opts = self.opts;
+        // Effective support (weight) and severity per domain.
+        let mut support: Vec<f64> = self.accs.iter().map(|a| a.weight).collect();
+        let mut eff: Vec<Severity> = self.accs.iter().map(|a| a.entry.severity).collect();
+        if opts.subdomains {
+            for (i, acc) in self.accs.iter().enumerate() {
+                let own: FxHashSet<u32> = acc.sources.iter().map(|c| c >> 2).collect();
+                let mut extra: FxHashSet<u32> = FxHashSet::default();
+                for p in parents(&acc.entry.domain) {
+                    if let Some(&j) = self.index.get(p) {
+                        for &c in &self.accs[j as usize].sources {
+                            let s = c >> 2;
+                            if !own.contains(&s) && extra.insert(s) {
+                                support[i] += self.sources[s as usize].weight;
+                                let sev = code_sev(c);
+                                eff[i] = match opts.plan {
+                                    MergePlan::Max => eff[i].max(sev),
+                                    MergePlan::Min => eff[i].min(sev),
+                                };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let level = |w: f64| match opts.threshold_type {
+            ThresholdType::Count => w,
+            ThresholdType::Pct => w / total_w * 100.0,
+        };
+        let mut outcome: Vec<Outcome> = Vec::with_capacity(self.accs.len());
+        for (i, acc) in self.accs.iter().enumerate() {
+            let d = &acc.entry.domain;
+            let allowed =
+                allow.contains(d) || (opts.subdomains && parents(d).any(|p| allow.contains(p)));
+            outcome.push(if level(support[i]) < opts.threshold {
+                Outcome::BelowThreshold
+            } else if allowed {
+                Outcome::Allowlisted
+            } else {
+                Outcome::Included
+            });
+        }
+        if opts.subdomains {
+            for i in 0..self.accs.len() {
+                if outcome[i] != Outcome::Included {
+                    continue;
+                }
+                let e = &self.accs[i].entry;
+                for p in parents(&e.domain) {
+                    if let Some(&j) = self.index.get(p) {
+                        let (j, pe) = (j as usize, &self.accs[j as usize].entry);
+                        if outcome[j] == Outcome::Included
+                            && eff[j] >= eff[i]
+                            && pe.reject_media >= e.reject_media
+                            && pe.reject_reports >= e.reject_reports
+                        {
+                            outcome[i] = Outcome::CoveredBy(p.to_string());
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..self.accs.len()).collect();
+        order.sort_unstable_by(|&a, &b| self.accs[a].entry.domain.cmp(&self.accs[b].entry.domain));
+        let mut entries = Vec::new();
+        let mut audit = Vec::with_capacity(order.len());
+        let mut accs: Vec<Option<Acc>> = self.accs.into_iter().map(Some).collect();
+        for i in order {
+            let Some(acc) = accs[i].take() else { continue };
+            let count = acc.sources.len() as u32;
+            let mut entry = acc.entry;
+            entry.severity = eff[i];
+            audit.push(AuditRecord {
+                domain: entry.domain.clone(),
+                count,
+                percent: f64::from(count) / n as f64 * 100.0,
+                score: if total_w > 0.0 {
+                    support[i] / total_w
+                } else {
+                    0.0
+                },
+                sources: acc
+                    .sources
+                    .iter()
+                    .map(|&c| ((c >> 2) as usize, code_sev(c)))
+                    .collect(),
+                severity: entry.severity,
+                outcome: outcome[i].clone(),
+            });
+            if outcome[i] == Outcome::Included {
+                entries.push(entry);
+            }
+        }
+        MergeResult {
+            entries,
+            audit,
+            sources: self.sources,
+            obfuscated_skipped: self.obfuscated_skipped,
+            digests_resolved,
+        }
+    }
+}
+
+/// Merges lists in one call (see [`Merger`]).
+pub fn merge(
+    lists: &[(SourceOptions, &Blocklist)],
+    opts: MergeOptions,
+    allow: &FxHashSet<String>,
+) -> MergeResult {
+    let mut m = Merger::new(opts);
+    for (s, l) in lists {
+        m.add(s.clone(), l);
+    }
+    m.finish(allow)
+}
+
+/// The normalised domains of allowlists and extra allowed names (invalid names are skipped;
+/// the allowlists' own problems are in their `problems`).
+pub fn allow_set<'a>(
+    lists: impl IntoIterator<Item = &'a Blocklist>,
+    extra: &[String],
+) -> FxHashSet<String> {
+    let mut s: FxHashSet<String> = FxHashSet::default();
+    for l in lists {
+        s.extend(l.entries.iter().map(|e| e.domain.clone()));
+        // Obfuscated allowlist rows cannot match anything (FediBlockHole: same).
+    }
+    for d in extra {
+        if let Ok(n) = crate::domain::normalize_domain(d) {
+            s.insert(n.domain);
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_merge_like_fediblockhole() {
+        assert_eq!(merge_comments("", ""), "");
+        assert_eq!(merge_comments("a", ""), "a");
+        assert_eq!(merge_comments("", "b"), "b");
+        assert_eq!(merge_comments("a, , b", "a, , b"), "a, , b");
+        assert_eq!(
+            merge_comments(
+                "boring, lack of moderation, nazis, scrapers",
+                "lack of moderation, scrapers"
+            ),
+            "boring, lack of moderation, nazis, scrapers"
+        );
+        assert_eq!(merge_comments("a, b", "b, c, a"), "a, b, c");
+        assert_eq!(merge_comments("a,b", "b"), "a,b, b");
+        assert_eq!(merge_comments("a, a", "a, x"), "a, a, x");
+    }
+
+    fn list(rows: &[(&str, Severity, bool)]) -> Blocklist {
+        Blocklist {
+            origin: "t".into(),
+            entries: rows
+                .iter()
+                .map(|(d, s, rm)| BlockEntry {
+                    reject_media: *rm,
+                    public_comment: format!("c-{d}"),
+                    ..BlockEntry::new(*d, *s)
+                })
+                .collect(),
+            ..Blocklist::default()
+        }
+    }
+
+    #[test]
+    fn thresholds_plans_and_allowlists() {
+        use Severity::*;
+        let a = list(&[("x.com", Suspend, true), ("y.com", Silence, false)]);
+        let b = list(&[("x.com", Silence, false), ("z.com", Noop, false)]);
+        let c = list(&[("x.com", Suspend, true), ("y.com", Suspend, true)]);
+        let src = |n: &str| SourceOptions::new(n);
+        let lists = [(src("a"), &a), (src("b"), &b), (src("c"), &c)];
+        let mut o = MergeOptions {
+            import: ImportFields::all(),
+            ..MergeOptions::default()
+        };
+        let r = merge(&lists, o, &FxHashSet::default());
+        let doms: Vec<&str> = r.entries.iter().map(|e| e.domain.as_str()).collect();
+        assert_eq!(doms, ["x.com", "y.com", "z.com"]);
+        assert_eq!(r.entries[0].severity, Suspend);
+        assert!(r.entries[0].reject_media);
+        o.plan = MergePlan::Min;
+        o.threshold = 66.0;
+        o.threshold_type = ThresholdType::Pct;
+        let r = merge(&lists, o, &FxHashSet::default());
+        let doms: Vec<&str> = r.entries.iter().map(|e| e.domain.as_str()).collect();
+        assert_eq!(doms, ["x.com", "y.com"]);
+        assert_eq!(r.entries[0].severity, Silence);
+        assert!(!r.entries[0].reject_media);
+        assert_eq!(r.entries[1].severity, Silence);
+        let allow: FxHashSet<String> = ["y.com".to_string()].into_iter().collect();
+        let r = merge(&lists, o, &allow);
+        assert_eq!(r.entries.len(), 1);
+        let y = r.audit.iter().find(|a| a.domain == "y.com").unwrap();
+        assert_eq!(y.outcome, Outcome::Allowlisted);
+        assert_eq!(y.count, 2);
+        assert_eq!(y.sources, vec![(0, Silence), (2, Suspend)]);
+    }
+
+    #[test]
+    fn weights_caps_and_subdomains() {
+        use Severity::*;
+        let a = list(&[
+            ("example.com", Suspend, false),
+            ("a.example.com", Suspend, false),
+        ]);
+        let b = list(&[("a.example.com", Suspend, false)]);
+        let c = list(&[("b.example.com", Suspend, false)]);
+        let mut heavy = SourceOptions::new("a");
+        heavy.weight = 3.0;
+        let mut capped = SourceOptions::new("c");
+        capped.max_severity = Silence;
+        let lists = [(heavy, &a), (SourceOptions::new("b"), &b), (capped, &c)];
+        let o = MergeOptions {
+            threshold: 50.0,
+            threshold_type: ThresholdType::Pct,
+            ..MergeOptions::default()
+        };
+        let r = merge(&lists, o, &FxHashSet::default());
+        // example.com: weight 3 of 5 = 60 %; a.example.com 4 of 5; b.example.com 1 of 5.
+        let doms: Vec<&str> = r.entries.iter().map(|e| e.domain.as_str()).collect();
+        assert_eq!(doms, ["a.example.com", "example.com"]);
+        let sub = MergeOptions {
+            subdomains: true,
+            ..o
+        };
+        let r = merge(&lists, sub, &FxHashSet::default());
+        let doms: Vec<&str> = r.entries.iter().map(|e| e.domain.as_str()).collect();
+        assert_eq!(doms, ["example.com"]);
+        let b = r
+            .audit
+            .iter()
+            .find(|a| a.domain == "b.example.com")
+            .unwrap();
+        assert_eq!(b.sources, vec![(2, Silence)]);
+        assert!((b.score - 0.8).abs() < 1e-9);
+        assert_eq!(b.outcome, Outcome::CoveredBy("example.com".into()));
+        let allow: FxHashSet<String> = ["example.com".to_string()].into_iter().collect();
+        let r = merge(&lists, sub, &allow);
+        assert!(r.entries.is_empty());
+    }
+}

@@ -1,0 +1,615 @@
+//! Readers for every blocklist format, with automatic detection and an explicit override.
+//!
+//! Bad rows never abort a read: each is reported as a [`Problem`] with its line (or JSON item)
+//! and the rest of the input is kept.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use rustc_hash::FxHashMap;
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::domain::{is_canary, normalize_domain};
+use crate::types::{
+    parse_bool, BlockEntry, Blocklist, Level, Location, ObfuscatedEntry, Problem, Severity,
+};
+
+/// The input formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Mastodon's export CSV (`#domain,#severity,…`).
+    MastodonCsv,
+    /// FediBlockHole CSV: a header naming the columns (`domain` required), any order.
+    Csv,
+    /// One domain per line, no header (Mastodon's bare import list, plain text, RapidBlock CSV).
+    /// Lines starting with `#` or `!` are comments.
+    DomainList,
+    /// Mastodon admin API JSON (`GET /api/v1/admin/domain_blocks`).
+    AdminJson,
+    /// Mastodon public API JSON (`GET /api/v1/instance/domain_blocks`), with digests.
+    PublicJson,
+    /// RapidBlock JSON: `{"blocks": {domain: {"isBlocked": bool, "reason": str}}}`.
+    RapidBlockJson,
+}
+
+impl Format {
+    /// The canonical name (FediBlockHole's where it has one).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::MastodonCsv => "mastodon_csv",
+            Format::Csv => "csv",
+            Format::DomainList => "rapidblock.csv",
+            Format::AdminJson => "json",
+            Format::PublicJson => "mastodon_api_public",
+            Format::RapidBlockJson => "rapidblock.json",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown format name.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("unknown blocklist format {0:?} (expected csv, mastodon_csv, json, mastodon_api_public, rapidblock.csv, rapidblock.json, text)")]
+pub struct UnknownFormat(pub String);
+
+impl FromStr for Format {
+    type Err = UnknownFormat;
+    fn from_str(s: &str) -> Result<Format, UnknownFormat> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "csv" | "fediblockhole" | "fbh" => Format::Csv,
+            "mastodon_csv" | "mastodon" => Format::MastodonCsv,
+            "json" | "admin_json" | "mastodon_api_admin" => Format::AdminJson,
+            "mastodon_api_public" | "public_json" => Format::PublicJson,
+            "rapidblock.csv" | "text" | "txt" | "domains" | "plain" => Format::DomainList,
+            "rapidblock.json" => Format::RapidBlockJson,
+            _ => return Err(UnknownFormat(s.to_string())),
+        })
+    }
+}
+
+/// An input that could not be read at all.
+#[derive(Debug, Error)]
+pub enum ReadError {
+    /// The file could not be opened or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn strip_bom(b: &[u8]) -> &[u8] {
+    b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b)
+}
+
+/// Detects the format of an input from its first bytes.
+pub fn detect(bytes: &[u8]) -> Format {
+    let b = strip_bom(bytes);
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let b = &b[start..];
+    match b.first() {
+        Some(b'[') => {
+            // Public API entries carry `comment` and `digest`; admin ones `public_comment`.
+            let head = &b[..b.len().min(4096)];
+            let has = |k: &[u8]| head.windows(k.len()).any(|w| w == k);
+            if has(b"\"public_comment\"") || has(b"\"reject_media\"") || has(b"\"id\"") {
+                Format::AdminJson
+            } else if has(b"\"digest\"") || has(b"\"comment\"") {
+                Format::PublicJson
+            } else {
+                Format::AdminJson
+            }
+        }
+        Some(b'{') => Format::RapidBlockJson,
+        _ => {
+            let end = b.iter().position(|&c| c == b'\n').unwrap_or(b.len());
+            let line = String::from_utf8_lossy(&b[..end]);
+            let line = line.trim();
+            if line.len() >= 7 && line[..7].eq_ignore_ascii_case("#domain") {
+                Format::MastodonCsv
+            } else if line.starts_with('#') {
+                Format::DomainList
+            } else if line.contains(',') && !line.split(',').next().unwrap_or("").contains('.') {
+                // A header row without a `domain` column: read as CSV, which reports it.
+                Format::Csv
+            } else if line
+                .split(',')
+                .any(|f| f.trim().trim_matches('"').eq_ignore_ascii_case("domain"))
+            {
+                Format::Csv
+            } else {
+                Format::DomainList
+            }
+        }
+    }
+}
+
+/// Reads a blocklist from bytes. `format` `None` detects it. Never fails: problems (including
+/// an unreadable whole input) are in the returned list's `problems`.
+pub fn read_bytes(bytes: &[u8], origin: &str, format: Option<Format>) -> Blocklist {
+    let format = format.unwrap_or_else(|| detect(bytes));
+    let mut b = Builder::new(origin);
+    let bytes = strip_bom(bytes);
+    match format {
+        Format::MastodonCsv | Format::Csv => read_csv(bytes, &mut b),
+        Format::DomainList => read_domain_list(bytes, &mut b),
+        Format::AdminJson | Format::PublicJson => read_api_json(bytes, &mut b),
+        Format::RapidBlockJson => read_rapidblock_json(bytes, &mut b),
+    }
+    b.finish()
+}
+
+/// Reads a blocklist file (see [`read_bytes`]).
+pub fn read_path(path: &Path, format: Option<Format>) -> Result<Blocklist, ReadError> {
+    let bytes = std::fs::read(path).map_err(|source| ReadError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(read_bytes(&bytes, &path.display().to_string(), format))
+}
+
+/// One row as read, before normalisation.
+#[derive(Default)]
+struct RawRow<'a> {
+    domain: &'a str,
+    severity: Option<Severity>,
+    reject_media: bool,
+    reject_reports: bool,
+    obfuscate: bool,
+    public_comment: &'a str,
+    private_comment: &'a str,
+    digest: Option<&'a str>,
+}
+
+struct Builder {
+    list: Blocklist,
+    index: FxHashMap<String, (usize, u64)>,
+}
+
+impl Builder {
+    fn new(origin: &str) -> Builder {
+        Builder {
+            list: Blocklist {
+                origin: origin.to_string(),
+                ..Blocklist::default()
+            },
+            index: FxHashMap::default(),
+        }
+    }
+
+    fn problem(&mut self, location: Location, level: Level, message: String) {
+        self.list.problems.push(Problem {
+            origin: self.list.origin.clone(),
+            location,
+            level,
+            message,
+        });
+    }
+
+    fn push(&mut self, loc: Location, row: RawRow<'_>) {
+        let n = match normalize_domain(row.domain) {
+            Ok(n) => n,
+            Err(e) => {
+                self.problem(loc, Level::Error, format!("{e}; row dropped"));
+                return;
+            }
+        };
+        let entry = BlockEntry {
+            domain: n.domain,
+            severity: row.severity.unwrap_or(Severity::Suspend),
+            reject_media: row.reject_media,
+            reject_reports: row.reject_reports,
+            obfuscate: row.obfuscate,
+            public_comment: row.public_comment.to_string(),
+            private_comment: row.private_comment.to_string(),
+        };
+        if n.obfuscated {
+            let digest = row
+                .digest
+                .map(|d| d.trim().to_ascii_lowercase())
+                .filter(|d| d.len() == 64 && d.bytes().all(|c| c.is_ascii_hexdigit()));
+            self.list.obfuscated.push(ObfuscatedEntry {
+                entry,
+                digest,
+                location: loc,
+            });
+            return;
+        }
+        if is_canary(&entry.domain) {
+            let m = format!("canary row {} dropped", entry.domain);
+            self.problem(loc, Level::Info, m);
+            return;
+        }
+        if n.had_leading_dot {
+            // `.tk`: how Mastodon treats it is unknown; merging it as the TLD `tk` would block
+            // a whole country. Quarantined for review, not merged (reference §2).
+            let m = format!(
+                "leading dot in {:?}: quarantined for review, not merged",
+                row.domain.trim()
+            );
+            self.problem(loc, Level::Warning, m);
+            return;
+        }
+        if n.changed && entry.domain != row.domain.trim() {
+            let m = format!("domain {:?} normalised to {:?}", row.domain, entry.domain);
+            self.problem(loc, Level::Info, m);
+        }
+        let line = match loc {
+            Location::Line(l) | Location::Item(l) => l,
+            Location::File => 0,
+        };
+        if let Some(&(i, first)) = self.index.get(&entry.domain) {
+            let m = format!(
+                "{} repeats line/item {first}; the last row wins",
+                entry.domain
+            );
+            self.problem(loc, Level::Warning, m);
+            self.list.entries[i] = entry;
+        } else {
+            self.index
+                .insert(entry.domain.clone(), (self.list.entries.len(), line));
+            self.list.entries.push(entry);
+        }
+    }
+
+    fn finish(self) -> Blocklist {
+        self.list
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Col {
+    Domain,
+    Severity,
+    RejectMedia,
+    RejectReports,
+    Obfuscate,
+    PublicComment,
+    PrivateComment,
+    Digest,
+    Other,
+}
+
+fn column(name: &str) -> Col {
+    match name
+        .trim()
+        .trim_start_matches('#')
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "domain" => Col::Domain,
+        "severity" => Col::Severity,
+        "reject_media" => Col::RejectMedia,
+        "reject_reports" => Col::RejectReports,
+        "obfuscate" => Col::Obfuscate,
+        "public_comment" | "comment" => Col::PublicComment,
+        "private_comment" => Col::PrivateComment,
+        "digest" => Col::Digest,
+        _ => Col::Other,
+    }
+}
+
+fn read_csv(bytes: &[u8], b: &mut Builder) {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    let mut rec = csv::ByteRecord::new();
+    let mut cols: Vec<Col> = Vec::new();
+    let mut header_seen = false;
+    let mut bool_errors = [0usize; 3];
+    let mut bool_comments = 0usize;
+    let (mut counted_to, mut counted_line) = (0usize, 1u64);
+    let mut rows = 0usize;
+    loop {
+        let line = rdr.position().line();
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                b.problem(
+                    Location::Line(line),
+                    Level::Error,
+                    format!("unreadable CSV: {e}"),
+                );
+                break;
+            }
+        }
+        // The csv crate counts a CRLF record's `\n` into the next record; count lines here.
+        let mut off = rec
+            .position()
+            .map_or(0, |p| p.byte() as usize)
+            .min(bytes.len());
+        if off < counted_to {
+            off = counted_to;
+        }
+        counted_line += bytes[counted_to..off]
+            .iter()
+            .filter(|&&c| c == b'\n')
+            .count() as u64;
+        while off < bytes.len() && (bytes[off] == b'\r' || bytes[off] == b'\n') {
+            if bytes[off] == b'\n' {
+                counted_line += 1;
+            }
+            off += 1;
+        }
+        counted_to = off;
+        let line = if rec.position().is_some() {
+            counted_line
+        } else {
+            line
+        };
+        if rec.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+            continue;
+        }
+        let mut fields: Vec<&str> = Vec::with_capacity(rec.len());
+        let mut bad_utf8 = false;
+        for f in rec.iter() {
+            match std::str::from_utf8(f) {
+                Ok(s) => fields.push(s),
+                Err(_) => {
+                    bad_utf8 = true;
+                    break;
+                }
+            }
+        }
+        if bad_utf8 {
+            let m = "invalid UTF-8; row dropped".to_string();
+            b.problem(Location::Line(line), Level::Error, m);
+            continue;
+        }
+        if !header_seen {
+            header_seen = true;
+            cols = fields.iter().map(|f| column(f)).collect();
+            if !cols.contains(&Col::Domain) {
+                let m = format!(
+                    "no `domain` column in header {:?}; file not read",
+                    fields.join(",")
+                );
+                b.problem(Location::Line(line), Level::Error, m);
+                return;
+            }
+            continue;
+        }
+        rows += 1;
+        if fields.len() > cols.len() && fields[cols.len()..].iter().any(|f| !f.trim().is_empty()) {
+            let m = format!(
+                "{} fields, header has {}; extra fields ignored",
+                fields.len(),
+                cols.len()
+            );
+            b.problem(Location::Line(line), Level::Warning, m);
+        }
+        let mut row = RawRow::default();
+        let mut ok = true;
+        for (i, col) in cols.iter().enumerate() {
+            let v = fields.get(i).copied();
+            let v_or_empty = v.unwrap_or("");
+            let which = match col {
+                Col::Domain => {
+                    row.domain = v_or_empty;
+                    continue;
+                }
+                Col::Severity => {
+                    match Severity::parse(v_or_empty) {
+                        Some(s) => row.severity = Some(s),
+                        None => {
+                            let m = format!("invalid severity {v_or_empty:?}; row dropped");
+                            b.problem(Location::Line(line), Level::Error, m);
+                            ok = false;
+                        }
+                    }
+                    continue;
+                }
+                Col::PublicComment => {
+                    let t = v_or_empty.trim();
+                    if t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false") {
+                        bool_comments += 1;
+                    }
+                    row.public_comment = v_or_empty;
+                    continue;
+                }
+                Col::PrivateComment => {
+                    row.private_comment = v_or_empty;
+                    continue;
+                }
+                Col::Digest => {
+                    row.digest = v;
+                    continue;
+                }
+                Col::Other => continue,
+                Col::RejectMedia => 0,
+                Col::RejectReports => 1,
+                Col::Obfuscate => 2,
+            };
+            match parse_bool(v_or_empty) {
+                Some(x) => match which {
+                    0 => row.reject_media = x,
+                    1 => row.reject_reports = x,
+                    _ => row.obfuscate = x,
+                },
+                None => {
+                    bool_errors[which] += 1;
+                    let name = ["reject_media", "reject_reports", "obfuscate"][which];
+                    let m = format!("{name} is {v_or_empty:?}, not a boolean; row dropped");
+                    b.problem(Location::Line(line), Level::Error, m);
+                    ok = false;
+                }
+            }
+        }
+        if ok {
+            b.push(Location::Line(line), row);
+        }
+    }
+    if rows > 0 && bool_comments * 2 > rows {
+        let m = format!(
+            "{bool_comments} of {rows} rows hold a boolean in public_comment: the header is probably mislabelled"
+        );
+        b.problem(Location::File, Level::Error, m);
+    }
+    for (which, &n) in bool_errors.iter().enumerate() {
+        if n > 0 && n * 2 >= rows {
+            let name = ["reject_media", "reject_reports", "obfuscate"][which];
+            let m = format!(
+                "{n} of {rows} rows hold a non-boolean in {name}: the header is probably mislabelled"
+            );
+            b.problem(Location::File, Level::Error, m);
+        }
+    }
+}
+
+fn read_domain_list(bytes: &[u8], b: &mut Builder) {
+    for (i, raw) in bytes.split(|&c| c == b'\n').enumerate() {
+        let line = i as u64 + 1;
+        let Ok(text) = std::str::from_utf8(raw) else {
+            let m = "invalid UTF-8; line dropped".to_string();
+            b.problem(Location::Line(line), Level::Error, m);
+            continue;
+        };
+        let text = text.trim();
+        if text.is_empty() || text.starts_with('#') || text.starts_with('!') {
+            continue;
+        }
+        // A single-column CSV (`domain,`): the domain is the first field.
+        let domain = text
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches('"');
+        if domain.is_empty() {
+            continue;
+        }
+        let row = RawRow {
+            domain,
+            ..RawRow::default()
+        };
+        b.push(Location::Line(line), row);
+    }
+}
+
+fn json_error(b: &mut Builder, e: &serde_json::Error) {
+    let m = format!("invalid JSON: {e}; input not read");
+    b.problem(Location::Line(e.line() as u64), Level::Error, m);
+}
+
+fn read_api_json(bytes: &[u8], b: &mut Builder) {
+    let v: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => return json_error(b, &e),
+    };
+    let Value::Array(items) = v else {
+        let m = "expected a JSON array of domain blocks; input not read".to_string();
+        b.problem(Location::File, Level::Error, m);
+        return;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let loc = Location::Item(i as u64);
+        let Value::Object(o) = item else {
+            b.problem(loc, Level::Error, "not a JSON object; dropped".into());
+            continue;
+        };
+        let text = |k: &str| o.get(k).and_then(Value::as_str);
+        let Some(domain) = text("domain") else {
+            b.problem(loc, Level::Error, "no string `domain`; dropped".into());
+            continue;
+        };
+        let severity = match o.get("severity") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => match Severity::parse(s) {
+                Some(s) => Some(s),
+                None => {
+                    b.problem(
+                        loc,
+                        Level::Error,
+                        format!("invalid severity {s:?}; dropped"),
+                    );
+                    continue;
+                }
+            },
+            Some(other) => {
+                let m = format!("invalid severity {other}; dropped");
+                b.problem(loc, Level::Error, m);
+                continue;
+            }
+        };
+        let mut flags = [false; 3];
+        let mut ok = true;
+        for (j, k) in ["reject_media", "reject_reports", "obfuscate"]
+            .iter()
+            .enumerate()
+        {
+            flags[j] = match o.get(*k) {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(x)) => *x,
+                Some(Value::String(s)) if parse_bool(s).is_some() => parse_bool(s) == Some(true),
+                Some(other) => {
+                    b.problem(loc, Level::Error, format!("{k} is {other}, not a boolean"));
+                    ok = false;
+                    false
+                }
+            };
+        }
+        if !ok {
+            continue;
+        }
+        let row = RawRow {
+            domain,
+            severity,
+            reject_media: flags[0],
+            reject_reports: flags[1],
+            obfuscate: flags[2],
+            public_comment: text("public_comment").or(text("comment")).unwrap_or(""),
+            private_comment: text("private_comment").unwrap_or(""),
+            digest: text("digest"),
+        };
+        b.push(loc, row);
+    }
+}
+
+fn read_rapidblock_json(bytes: &[u8], b: &mut Builder) {
+    let v: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => return json_error(b, &e),
+    };
+    let Some(blocks) = v.get("blocks").and_then(Value::as_object) else {
+        let m = "no `blocks` object: not RapidBlock JSON; input not read".to_string();
+        b.problem(Location::File, Level::Error, m);
+        return;
+    };
+    for (i, (domain, attrs)) in blocks.iter().enumerate() {
+        let loc = Location::Item(i as u64);
+        let blocked = match attrs.get("isBlocked") {
+            Some(Value::Bool(x)) => *x,
+            other => {
+                let m = format!("isBlocked is {other:?}, not a boolean; dropped");
+                b.problem(loc, Level::Error, m);
+                continue;
+            }
+        };
+        let row = RawRow {
+            domain,
+            severity: Some(if blocked {
+                Severity::Suspend
+            } else {
+                Severity::Noop
+            }),
+            public_comment: attrs.get("reason").and_then(Value::as_str).unwrap_or(""),
+            ..RawRow::default()
+        };
+        b.push(loc, row);
+    }
+}
