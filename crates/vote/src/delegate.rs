@@ -626,6 +626,22 @@ mod tests {
     }
 
     #[test]
+    fn million_voters_in_thousand_deep_chains() {
+        let (n, depth) = (1_000_000u32, 1000u32);
+        let ds: Vec<Delegation> = (0..n)
+            .filter(|i| i % depth != depth - 1)
+            .map(|i| d(i, Scope::Unit, Some(i + 1)))
+            .collect();
+        let direct: Vec<u32> = (0..n).filter(|i| i % depth == depth - 1).collect();
+        let r = Resolver::resolve(n as usize, &ds, 0, 0, &direct);
+        assert_eq!(r.summary.direct, 1000);
+        assert_eq!(r.summary.delegated, 999_000);
+        assert!(direct.iter().all(|&v| r.weights[v as usize] == 1000));
+        assert_eq!(r.outcomes[0], Outcome::Via(999));
+        assert_eq!(r.explain(0).len(), 1000);
+    }
+
+    #[test]
     fn csv_rows_are_validated_by_line() {
         let text = "truster,scope,target,trustee\nann,unit,,bob\nann,unit,,cy\nbob,area,,cy\n\
                     cy,galaxy,x,ann\ndan,issue,i1,dan\neve,issue,i1,\nfay,area,a1,bob\n";
