@@ -23,8 +23,8 @@ fn ballot(n: usize, ties: bool) -> impl Strategy<Value = Ballot> {
             let prefs: Vec<usize> = order[..len].to_vec();
             let mut ranks = Vec::with_capacity(len);
             let mut level = 0u32;
-            for i in 0..len {
-                if i > 0 && !(ties && tie[i]) {
+            for (i, &t) in tie.iter().enumerate().take(len) {
+                if i > 0 && !(ties && t) {
                     level += 1;
                 }
                 ranks.push(level);
