@@ -7,6 +7,7 @@
 //! - [`diff`]: the creates, updates and removals for an instance, honouring ownership.
 
 pub mod cli;
+pub mod diff;
 pub mod domain;
 pub mod merge;
 pub mod read;
