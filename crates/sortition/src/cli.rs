@@ -167,15 +167,12 @@ pub fn run_to(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.probabilities {
         write_probabilities(path, &pool, &selection)?;
     }
-    if let (Some(path), Some(dist)) = (&args.tickets_out, &selection.distribution) {
+    if let Some(path) = &args.tickets_out {
         let mut w =
             csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
         w.write_record(["ticket", "panel_members"])?;
-        for (t, &b) in selection.tickets.iter().enumerate() {
-            let ids: Vec<&str> = dist.panels[b]
-                .iter()
-                .map(|&i| pool.people[i].id.as_str())
-                .collect();
+        for (t, panel) in selection.ticket_panels.iter().enumerate() {
+            let ids: Vec<&str> = panel.iter().map(|&i| pool.people[i].id.as_str()).collect();
             w.write_record([t.to_string(), ids.join(" ")])?;
         }
         w.flush()?;
@@ -294,7 +291,7 @@ fn write_probabilities(path: &Path, pool: &Pool, sel: &crate::Selection) -> anyh
         w.flush()?;
         return Ok(());
     };
-    let by_ticket = lottery::ticket_probabilities(dist, &sel.tickets, pool.people.len());
+    let by_ticket = lottery::ticket_probabilities(&sel.ticket_panels, pool.people.len());
     w.write_record([
         pool.id_column.as_str(),
         "probability",

@@ -113,8 +113,10 @@ pub struct Selection {
     pub panel: Vec<usize>,
     /// The maximin distribution (none for legacy).
     pub distribution: Option<Distribution>,
-    /// The ticket table: panel index of each ticket (maximin).
+    /// The distribution panel of each ticket (maximin).
     pub tickets: Vec<usize>,
+    /// The ticket table: the person panel of each ticket (maximin).
+    pub ticket_panels: Vec<Vec<usize>>,
     /// The drawn ticket (maximin).
     pub ticket: Option<usize>,
 }
@@ -251,6 +253,7 @@ pub fn select(features: &Features, pool: &Pool, req: &Request) -> Result<Outcome
                 panel,
                 distribution: None,
                 tickets: Vec::new(),
+                ticket_panels: Vec::new(),
                 ticket: None,
             }))
         }
@@ -260,11 +263,13 @@ pub fn select(features: &Features, pool: &Pool, req: &Request) -> Result<Outcome
             };
             let tickets = lottery::tickets(&dist, req.tickets);
             let ticket = lottery::draw_ticket(&req.seed, tickets.len());
-            let panel = dist.panels[tickets[ticket]].clone();
+            let ticket_panels = lottery::ticket_table(&dist, &tickets);
+            let panel = ticket_panels[ticket].clone();
             Ok(Outcome::Selected(Selection {
                 panel,
                 distribution: Some(dist),
                 tickets,
+                ticket_panels,
                 ticket: Some(ticket),
             }))
         }

@@ -11,7 +11,9 @@
 //!    `int(hashlib.sha256(seed.encode()).hexdigest(), 16) % m`.
 //!
 //! Each panel's chance under the table differs from its exact probability by less than
-//! `1/m`; [`ticket_probabilities`] gives each person's chance under the table.
+//! `1/m`. Interchangeable people (same feature values, no housemates) are taken in rotation
+//! over the tickets, in file order ([`ticket_table`]); [`ticket_probabilities`] gives each
+//! person's chance under the table.
 
 use sha2::{Digest, Sha256};
 
@@ -60,15 +62,22 @@ pub fn draw_ticket(seed: &str, m: usize) -> usize {
     r as usize
 }
 
+/// The ticket table: the person panel of each ticket. Each ticket's panel has the counts per
+/// type of its distribution panel; the members of a type are taken in rotation over the
+/// tickets (see [`Distribution::realise`]).
+pub fn ticket_table(dist: &Distribution, tickets: &[usize]) -> Vec<Vec<usize>> {
+    dist.realise(tickets)
+}
+
 /// Each person's chance of selection under the ticket table (`n` people).
-pub fn ticket_probabilities(dist: &Distribution, tickets: &[usize], n: usize) -> Vec<f64> {
+pub fn ticket_probabilities(table: &[Vec<usize>], n: usize) -> Vec<f64> {
     let mut p = vec![0.0; n];
-    if tickets.is_empty() {
+    if table.is_empty() {
         return p;
     }
-    let share = 1.0 / tickets.len() as f64;
-    for &b in tickets {
-        for &i in &dist.panels[b] {
+    let share = 1.0 / table.len() as f64;
+    for panel in table {
+        for &i in panel {
             p[i] += share;
         }
     }

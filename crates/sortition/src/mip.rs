@@ -54,6 +54,9 @@ pub(crate) struct Model {
     pub slack: Option<Vec<Slack>>,
     /// People who may not be chosen.
     pub banned: Vec<bool>,
+    /// How many times each unit may be chosen (1 for people; a type's size when the units
+    /// are types, see [`crate::maximin`]). Panels are then multisets of units.
+    pub cap: Vec<u32>,
     /// Types: groups of interchangeable people.
     types: Vec<Vec<usize>>,
 }
@@ -111,6 +114,7 @@ impl Model {
         Model {
             k,
             banned: vec![false; n],
+            cap: vec![1; n],
             cats,
             bounds,
             households,
@@ -139,15 +143,16 @@ impl Model {
             .iter()
             .zip(&self.bounds)
             .all(|(&n, &(lo, hi))| lo <= n && n <= hi);
-        let mut chosen = vec![false; self.n()];
+        let mut chosen = vec![0u32; self.n()];
         for &i in panel {
-            chosen[i] = true;
+            chosen[i] += 1;
         }
         quotas_ok
+            && chosen.iter().zip(&self.cap).all(|(c, cap)| c <= cap)
             && self
                 .households
                 .iter()
-                .all(|h| h.iter().filter(|&&i| chosen[i]).count() <= 1)
+                .all(|h| h.iter().map(|&i| chosen[i]).sum::<u32>() <= 1)
     }
 
     /// Finds a panel maximising `Σ w_i x_i` (minus slack costs) whose value exceeds `cutoff`;
@@ -179,7 +184,11 @@ impl Model {
         let mut lp = Problem::new(OptimizationDirection::Maximize);
         let x: Vec<Variable> = (0..n)
             .map(|i| {
-                let hi = if self.banned[i] { 0.0 } else { 1.0 };
+                let hi = if self.banned[i] {
+                    0.0
+                } else {
+                    f64::from(self.cap[i])
+                };
                 lp.add_var(w[i], (0.0, hi))
             })
             .collect();
@@ -260,7 +269,12 @@ impl Model {
                     let mut panel = Vec::with_capacity(self.k);
                     for members in &types {
                         let c: f64 = members.iter().map(|&i| sol[x[i]]).sum();
-                        panel.extend(members.iter().take(c.round().max(0.0) as usize));
+                        let mut left = c.round().max(0.0) as u32;
+                        for &i in members {
+                            let take = left.min(self.cap[i]);
+                            panel.extend(std::iter::repeat_n(i, take as usize));
+                            left -= take;
+                        }
                     }
                     panel.sort_unstable();
                     if let Some(found) = self.evaluate(panel, w) {
@@ -312,7 +326,8 @@ impl Model {
             if lo > 0 {
                 lp.add_constraint(lhs, ComparisonOp::Ge, f64::from(lo));
             }
-            if (hi as usize) < members[c].len() {
+            let room: u32 = members[c].iter().map(|&i| self.cap[i]).sum();
+            if hi < room {
                 let mut lhs: Vec<(Variable, f64)> =
                     members[c].iter().map(|&i| (x[i], 1.0)).collect();
                 if let Some(&(_, t)) = slack_vars.get(c) {
@@ -356,14 +371,15 @@ impl Model {
                 slacks[c] = (under, over);
             }
         }
-        let mut chosen = vec![false; self.n()];
+        let mut chosen = vec![0u32; self.n()];
         for &i in &panel {
-            chosen[i] = true;
+            chosen[i] += 1;
         }
-        if self
-            .households
-            .iter()
-            .any(|h| h.iter().filter(|&&i| chosen[i]).count() > 1)
+        if chosen.iter().zip(&self.cap).any(|(c, cap)| c > cap)
+            || self
+                .households
+                .iter()
+                .any(|h| h.iter().map(|&i| chosen[i]).sum::<u32>() > 1)
         {
             return None;
         }

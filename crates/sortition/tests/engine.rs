@@ -238,9 +238,13 @@ fn the_lottery_is_a_rounding_of_the_distribution_and_the_draw_is_checkable() {
             let count = t.iter().filter(|&&x| x == b).count() as f64;
             assert!((count - l * m as f64).abs() < 1.0 + 1e-9);
         }
-        let tp = lottery::ticket_probabilities(&d, &t, p.people.len());
+        let table = lottery::ticket_table(&d, &t);
+        for panel in &table {
+            assert!(check_panel(&f, &p, 4, panel).is_empty());
+        }
+        let tp = lottery::ticket_probabilities(&table, p.people.len());
         for (a, b) in tp.iter().zip(&d.probabilities) {
-            assert!((a - b).abs() <= d.panels.len() as f64 / m as f64 + 1e-9);
+            assert!((a - b).abs() <= (d.panels.len() + 1) as f64 / m as f64 + 1e-9);
         }
     }
     // Python: int(hashlib.sha256(seed.encode()).hexdigest(), 16) % m
@@ -258,7 +262,8 @@ fn the_lottery_is_a_rounding_of_the_distribution_and_the_draw_is_checkable() {
     };
     let d2 = s.distribution.unwrap();
     assert_eq!(s.ticket, Some(lottery::draw_ticket("abc", s.tickets.len())));
-    assert_eq!(s.panel, d2.panels[s.tickets[s.ticket.unwrap()]]);
+    assert_eq!(s.panel, s.ticket_panels[s.ticket.unwrap()]);
+    assert_eq!(s.ticket_panels, lottery::ticket_table(&d2, &s.tickets));
 }
 
 #[test]
