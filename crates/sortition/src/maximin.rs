@@ -99,10 +99,11 @@ fn counts_of(panel: &[usize]) -> Vec<(usize, u32)> {
     out
 }
 
-/// Computes the maximin distribution. `Ok(None)` if no feasible panel exists.
-pub(crate) fn maximin(model: &Model) -> Result<Option<Distribution>, Error> {
+/// The program over count panels: one unit per type of interchangeable people (same
+/// categories, not in a household of two or more), with the type's size as its capacity.
+/// Returns it with the types (person indices, file order). Banned people are left out.
+pub(crate) fn type_model(model: &Model) -> (Model, Vec<Vec<usize>>) {
     let n = model.n();
-    // Types.
     let mut in_household = vec![false; n];
     for h in &model.households {
         for &i in h {
@@ -131,8 +132,6 @@ pub(crate) fn maximin(model: &Model) -> Result<Option<Distribution>, Error> {
         types[t].push(i);
         type_of[i] = t;
     }
-    let nt = types.len();
-    let size: Vec<f64> = types.iter().map(|t| t.len() as f64).collect();
     let mut tm = Model::new(
         model.k,
         types.iter().map(|t| model.cats[t[0]].clone()).collect(),
@@ -144,11 +143,32 @@ pub(crate) fn maximin(model: &Model) -> Result<Option<Distribution>, Error> {
                 h.iter()
                     .filter(|&&i| !model.banned[i])
                     .map(|&i| type_of[i])
-                    .collect()
+                    .collect::<Vec<usize>>()
             })
+            .filter(|h| h.len() > 1)
             .collect(),
     );
     tm.cap = types.iter().map(|t| t.len() as u32).collect();
+    tm.slack = model.slack.clone();
+    (tm, types)
+}
+
+/// A person panel from a count panel (multiset of types): the first members of each type.
+pub(crate) fn first_members(types: &[Vec<usize>], count_panel: &[usize]) -> Vec<usize> {
+    let mut out: Vec<usize> = counts_of(count_panel)
+        .into_iter()
+        .flat_map(|(t, c)| types[t].iter().copied().take(c as usize))
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// Computes the maximin distribution. `Ok(None)` if no feasible panel exists.
+pub(crate) fn maximin(model: &Model) -> Result<Option<Distribution>, Error> {
+    let n = model.n();
+    let (mut tm, types) = type_model(model);
+    let nt = types.len();
+    let size: Vec<f64> = types.iter().map(|t| t.len() as f64).collect();
 
     let mut panels: Vec<Vec<usize>> = Vec::new();
     let mut covered = vec![false; nt];

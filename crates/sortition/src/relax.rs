@@ -71,6 +71,7 @@ pub(crate) fn relax(features: &Features, model: &Model) -> Result<Option<Relaxat
         .collect();
     let mut m = model.clone();
     m.slack = Some(slack);
+    let (m, types) = crate::maximin::type_model(&m);
     let zero = vec![0.0; m.n()];
     let (found, complete) = m.solve(&zero, f64::NEG_INFINITY, f64::INFINITY)?;
     let Some(found) = found else {
@@ -105,6 +106,6 @@ pub(crate) fn relax(features: &Features, model: &Model) -> Result<Option<Relaxat
         changes,
         relaxed,
         cost: -found.value,
-        witness: found.panel,
+        witness: crate::maximin::first_members(&types, &found.panel),
     }))
 }
