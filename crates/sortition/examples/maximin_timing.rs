@@ -1,5 +1,5 @@
 //! Times maximin on one pool and prints one JSON line (used by bench/sortition/compare.sh):
-//! `{"n":..,"k":..,"min_probability":..,"upper_bound":..,"panels":..,"seconds":..}`
+//! `{"n":..,"k":..,"min_probability":..,"upper_bound":..,"panels":..,"seconds":..,"cpu_seconds":..}`
 //!
 //! Usage: `maximin_timing FEATURES.csv PEOPLE.csv K [--households]` (households by the
 //! generator's `address,postcode` columns). Reading the CSVs is not timed.
@@ -17,6 +17,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// CPU time of this process (user + system) from /proc/self/stat, in seconds; 0 elsewhere.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses): state is field 3; utime and
+    // stime are fields 14 and 15, in clock ticks (100 per second on Linux).
+    let Some(rest) = stat.rsplit(')').next() else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -41,10 +61,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     let k: usize = args[3].parse()?;
     let start = std::time::Instant::now();
+    let cpu_start = cpu_seconds();
     let dist = find_maximin(&features, &pool, k)?.ok_or("the quotas admit no panel")?;
     let seconds = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_start;
     println!(
-        "{{\"n\": {}, \"k\": {k}, \"min_probability\": {:.12}, \"upper_bound\": {:.12}, \"proven_optimal\": {}, \"panels\": {}, \"seconds\": {seconds:.3}}}",
+        "{{\"n\": {}, \"k\": {k}, \"min_probability\": {:.12}, \"upper_bound\": {:.12}, \"proven_optimal\": {}, \"panels\": {}, \"seconds\": {seconds:.3}, \"cpu_seconds\": {cpu:.2}}}",
         pool.people.len(),
         dist.min_probability(),
         dist.upper_bound,
