@@ -118,7 +118,10 @@ pub fn detect(bytes: &[u8]) -> Format {
             let end = b.iter().position(|&c| c == b'\n').unwrap_or(b.len());
             let line = String::from_utf8_lossy(&b[..end]);
             let line = line.trim();
-            if line.len() >= 7 && line[..7].eq_ignore_ascii_case("#domain") {
+            if line
+                .get(..7)
+                .is_some_and(|p| p.eq_ignore_ascii_case("#domain"))
+            {
                 Format::MastodonCsv
             } else if line.starts_with('#') {
                 Format::DomainList
@@ -454,14 +457,16 @@ fn read_csv(bytes: &[u8], b: &mut Builder) {
             b.push(Location::Line(line), row);
         }
     }
-    if rows > 0 && bool_comments * 2 > rows {
+    // Whole-file heuristics need enough rows to say anything.
+    const MIN_ROWS: usize = 10;
+    if rows >= MIN_ROWS && bool_comments * 2 > rows {
         let m = format!(
             "{bool_comments} of {rows} rows hold a boolean in public_comment: the header is probably mislabelled"
         );
         b.problem(Location::File, Level::Error, m);
     }
     for (which, &n) in bool_errors.iter().enumerate() {
-        if n > 0 && n * 2 >= rows {
+        if rows >= MIN_ROWS && n * 2 >= rows {
             let name = ["reject_media", "reject_reports", "obfuscate"][which];
             let m = format!(
                 "{n} of {rows} rows hold a non-boolean in {name}: the header is probably mislabelled"

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Speed and peak memory of FediBlockHole 0.4.6 vs `guildhall blocklist merge`, side by side.
+
+Each run goes through /usr/bin/time -v (wall clock and maximum resident set size). The
+headline case is 200 lists x 20,000 rows, mergeplan max, pct threshold 10; the scaling table
+covers 10/50/200 lists of 1,000 and 20,000 rows (FediBlockHole's 200 x 20,000 run is reused,
+so it runs once). The two outputs of every run are also compared byte for byte.
+
+Usage: speed.py GUILDHALL_BIN FEDIBLOCK_SYNC ROWS1K_DIR ROWS20K_DIR OUT_DIR
+"""
+import os
+import re
+import subprocess
+import sys
+
+gh, fbh, d1k, d20k, outdir = sys.argv[1:6]
+os.makedirs(outdir, exist_ok=True)
+
+def fmt_of(path):
+    with open(path, "rb") as f:
+        return "mastodon_csv" if f.read(8).startswith(b"#domain") else "csv"
+
+def conf_for(files, tag):
+    path = os.path.join(outdir, f"speed-{tag}.toml")
+    with open(path, "w") as f:
+        f.write("blocklist_url_sources = [\n")
+        for p in files:
+            f.write(f"  {{ url = 'file://{os.path.abspath(p)}', format = '{fmt_of(p)}' }},\n")
+        f.write("]\nmergeplan = 'max'\nmerge_threshold_type = 'pct'\nmerge_threshold = 10\n")
+        f.write("import_fields = ['public_comment', 'reject_media', 'reject_reports', 'obfuscate']\n")
+        f.write("export_fields = ['reject_media', 'reject_reports', 'public_comment', 'obfuscate']\n")
+    return path
+
+def timed(cmd):
+    p = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{p.stderr[-2000:]}")
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", p.stderr).group(1)
+    parts = [float(x) for x in wall.split(":")]
+    secs = sum(x * 60 ** i for i, x in enumerate(reversed(parts)))
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1))
+    return secs, rss / 1024.0
+
+def run_pair(files, tag, with_fbh=True):
+    conf = conf_for(files, tag)
+    res = {}
+    for tool in (["fbh"] if with_fbh else []) + ["gh"]:
+        o = os.path.join(outdir, f"speed-{tag}.{tool}.csv")
+        cmd = ([fbh, "-c", conf, "-o", o, "--no-fetch-instance", "--no-push-instance", "--loglevel", "error"]
+               if tool == "fbh" else [gh, "merge", "-c", conf, "-o", o])
+        res[tool] = timed(cmd)
+    same = None
+    if with_fbh:
+        with open(os.path.join(outdir, f"speed-{tag}.fbh.csv"), "rb") as a, \
+             open(os.path.join(outdir, f"speed-{tag}.gh.csv"), "rb") as b:
+            same = a.read() == b.read()
+    return res, same
+
+def files_of(d, n):
+    return sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".csv"))[:n]
+
+size = sum(os.path.getsize(p) for p in files_of(d20k, 200)) / 1e6
+print(f"## Headline: 200 lists x 20,000 rows ({size:.0f} MB), mergeplan max, pct threshold 10\n")
+big, same = run_pair(files_of(d20k, 200), "200x20000")
+(ft, fm), (gt, gm) = big["fbh"], big["gh"]
+print("| tool | wall time (s) | peak RSS (MB) |\n|---|---|---|")
+print(f"| FediBlockHole 0.4.6 | {ft:.2f} | {fm:.0f} |")
+print(f"| guildhall blocklist merge | {gt:.2f} | {gm:.0f} |")
+print(f"\nSpeed-up: **{ft / gt:.0f}x**; memory: **{gm / fm:.3f}** of FediBlockHole's peak "
+      f"(1/{fm / gm:.0f}). Outputs byte-identical: {same}.\n")
+
+print("## Scaling (mergeplan max, pct 10)\n")
+print("| lists | rows/list | FBH time (s) | FBH RSS (MB) | Guildhall time (s) | Guildhall RSS (MB) | speed-up | identical |")
+print("|---|---|---|---|---|---|---|---|")
+for rows, d in [(1000, d1k), (20000, d20k)]:
+    for n in (10, 50, 200):
+        if (n, rows) == (200, 20000):
+            res, s = big, same
+        else:
+            res, s = run_pair(files_of(d, n), f"{n}x{rows}")
+        (ft, fm), (gt, gm) = res["fbh"], res["gh"]
+        print(f"| {n} | {rows} | {ft:.2f} | {fm:.0f} | {gt:.3f} | {gm:.0f} | {ft / gt:.0f}x | {s} |")
