@@ -1,0 +1,216 @@
+//! Test support: fresh, migrated databases on both backends, and [`db_test!`](crate::db_test)
+//! to run one test body on each.
+//!
+//! ```ignore
+//! use guildhall_db::{db_test, Db};
+//!
+//! db_test!(creates_accounts, |db: Db| async move {
+//!     assert!(!db.any_account_exists().await.unwrap());
+//! });
+//! ```
+//!
+//! expands to two `#[tokio::test]`s, `creates_accounts_sqlite` and `creates_accounts_postgres`,
+//! each on its own fresh database (a temporary SQLite file; a new PostgreSQL database created on
+//! the server named by `GUILDHALL_TEST_POSTGRES`, dropped afterwards). The PostgreSQL variant
+//! fails — never skips — when `GUILDHALL_TEST_POSTGRES` is unset. The calling crate needs
+//! `tokio` (features `macros`, `rt-multi-thread`) as a dev-dependency. The body may return `()`
+//! or a `Result<(), E: Debug>` (an `Err` fails the test).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sqlx::Connection;
+
+use crate::{Db, DbOptions};
+
+#[doc(hidden)]
+pub use paste;
+
+/// The environment variable naming the PostgreSQL server for tests.
+pub const POSTGRES_ENV: &str = "GUILDHALL_TEST_POSTGRES";
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn unique_name() -> String {
+    format!(
+        "guildhall_test_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        crate::random_hex(4)
+    )
+}
+
+/// The URL of the PostgreSQL server for tests. Panics with instructions when unset.
+pub fn postgres_server_url() -> String {
+    match std::env::var(POSTGRES_ENV) {
+        Ok(u) if !u.trim().is_empty() => u,
+        _ => panic!(
+            "{POSTGRES_ENV} is not set, so the PostgreSQL variant of this test cannot run. \
+             Run the tests with `scripts/test` (it starts a throwaway PostgreSQL by itself), or \
+             set {POSTGRES_ENV}=postgres://USER@HOST:PORT/DB for a server whose user may \
+             CREATE DATABASE."
+        ),
+    }
+}
+
+/// A URL for a new, empty SQLite file in the temporary directory (not yet created).
+pub fn fresh_sqlite_url() -> String {
+    let dir = std::env::temp_dir().join("guildhall-tests");
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        panic!("cannot create {}: {e}", dir.display());
+    }
+    format!(
+        "sqlite://{}",
+        dir.join(format!("{}.db", unique_name())).display()
+    )
+}
+
+/// Creates a new, empty PostgreSQL database on the test server and returns its URL. Panics
+/// with instructions when `GUILDHALL_TEST_POSTGRES` is unset.
+pub async fn fresh_postgres_url() -> String {
+    let server = postgres_server_url();
+    let name = unique_name();
+    let mut conn = match sqlx::PgConnection::connect(&server).await {
+        Ok(c) => c,
+        Err(e) => panic!("cannot connect to {POSTGRES_ENV}: {e}"),
+    };
+    if let Err(e) = sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+    {
+        panic!("cannot create test database {name}: {e}");
+    }
+    let _ = conn.close().await;
+    replace_database(&server, &name)
+}
+
+/// `url` with its database name replaced by `name`.
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    // postgres://user@host:port/db → keep everything up to the path.
+    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[after_scheme..].find('/') {
+        Some(i) => &base[..after_scheme + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+async fn connect_migrated(url: &str) -> Db {
+    let db = match Db::connect_with(url, &DbOptions::default()).await {
+        Ok(db) => db,
+        Err(e) => panic!("cannot open test database: {e}"),
+    };
+    if let Err(e) = db.migrate().await {
+        panic!("cannot migrate test database: {e}");
+    }
+    db
+}
+
+/// A fresh, migrated SQLite database in a temporary file.
+pub async fn fresh_sqlite() -> Db {
+    connect_migrated(&fresh_sqlite_url()).await
+}
+
+/// A fresh, migrated PostgreSQL database on the `GUILDHALL_TEST_POSTGRES` server. Panics with
+/// instructions (how to run `scripts/test`) when that variable is unset.
+pub async fn fresh_postgres() -> Db {
+    connect_migrated(&fresh_postgres_url().await).await
+}
+
+/// Closes `db` and removes it: deletes the SQLite file (and its WAL files) or drops the
+/// PostgreSQL database. Errors are ignored (the test's outcome is what matters).
+pub async fn dispose(db: Db) {
+    match &db {
+        Db::Sqlite(pool) => {
+            let file = pool.connect_options().get_filename().to_path_buf();
+            pool.close().await;
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = file.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        Db::Postgres(pool) => {
+            let name = pool.connect_options().get_database().map(str::to_owned);
+            pool.close().await;
+            if let (Some(name), Ok(server)) = (name, std::env::var(POSTGRES_ENV)) {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&server).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                    let _ = conn.close().await;
+                }
+            }
+        }
+    }
+}
+
+/// What a [`db_test!`](crate::db_test) body may return.
+pub trait TestOutcome {
+    /// Panics if the outcome is a failure.
+    fn check(self);
+}
+
+impl TestOutcome for () {
+    fn check(self) {}
+}
+
+impl<E: std::fmt::Debug> TestOutcome for Result<(), E> {
+    fn check(self) {
+        if let Err(e) = self {
+            panic!("test body returned an error: {e:?}");
+        }
+    }
+}
+
+/// Defines one async test body as two `#[tokio::test]`s, `NAME_sqlite` and `NAME_postgres`,
+/// each given a fresh migrated [`Db`](crate::Db) (multi-threaded runtime, 2 workers). See the
+/// [module docs](crate::testing).
+#[macro_export]
+macro_rules! db_test {
+    ($(#[$meta:meta])* $name:ident, |$db:ident $(: $ty:ty)?| async move $body:block $(,)?) => {
+        $crate::testing::paste::paste! {
+            $(#[$meta])*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn [<$name _sqlite>]() {
+                let db = $crate::testing::fresh_sqlite().await;
+                let run = |$db: $crate::Db| async move $body;
+                $crate::testing::TestOutcome::check(run(db.clone()).await);
+                $crate::testing::dispose(db).await;
+            }
+
+            $(#[$meta])*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn [<$name _postgres>]() {
+                let db = $crate::testing::fresh_postgres().await;
+                let run = |$db: $crate::Db| async move $body;
+                $crate::testing::TestOutcome::check(run(db.clone()).await);
+                $crate::testing::dispose(db).await;
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_database_name() {
+        assert_eq!(
+            replace_database("postgres://g@127.0.0.1:55432/postgres", "x"),
+            "postgres://g@127.0.0.1:55432/x"
+        );
+        assert_eq!(
+            replace_database("postgres://g@h/postgres?sslmode=disable", "x"),
+            "postgres://g@h/x?sslmode=disable"
+        );
+        assert_eq!(replace_database("postgres://g@h", "x"), "postgres://g@h/x");
+    }
+}
