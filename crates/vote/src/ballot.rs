@@ -104,12 +104,16 @@ pub struct Election {
 impl Election {
     /// Total weight of the valid ballots.
     pub fn valid_weight(&self) -> u64 {
-        self.ballots.iter().map(|b| b.weight).sum()
+        self.ballots
+            .iter()
+            .fold(0u64, |a, b| a.saturating_add(b.weight))
     }
 
     /// Total weight of the invalid ballot lines.
     pub fn invalid_weight(&self) -> u64 {
-        self.invalid.iter().map(|b| b.weight).sum()
+        self.invalid
+            .iter()
+            .fold(0u64, |a, b| a.saturating_add(b.weight))
     }
 
     /// Index of the candidate with this name.

@@ -64,9 +64,10 @@ pub fn schulze(e: &Election) -> SchulzeReport {
     // Merge identical ballots.
     let mut merged: HashMap<(&[usize], &[u32]), u64> = HashMap::new();
     for b in &e.ballots {
-        *merged
+        let slot = merged
             .entry((b.prefs.as_slice(), b.ranks.as_slice()))
-            .or_insert(0) += b.weight;
+            .or_insert(0);
+        *slot = slot.saturating_add(b.weight);
     }
     let mut d = vec![vec![0u64; n]; n];
     let mut level = vec![u32::MAX; n];
@@ -83,7 +84,7 @@ pub fn schulze(e: &Election) -> SchulzeReport {
             let row = &mut d[x];
             for &y in &active {
                 if lx < level[y] {
-                    row[y] += w;
+                    row[y] = row[y].saturating_add(w);
                 }
             }
         }
@@ -193,7 +194,7 @@ pub fn plurality(e: &Election) -> Tally {
             .map(|(_, c)| c)
             .collect();
         if firsts.len() == 1 {
-            votes[firsts[0]] += b.weight;
+            votes[firsts[0]] = votes[firsts[0]].saturating_add(b.weight);
         }
     }
     let winners = top(&votes, &eligible(e));
@@ -205,7 +206,7 @@ pub fn approval(e: &Election) -> Tally {
     let mut votes = vec![0u64; e.candidates.len()];
     for b in &e.ballots {
         for &c in &b.prefs {
-            votes[c] += b.weight;
+            votes[c] = votes[c].saturating_add(b.weight);
         }
     }
     let winners = top(&votes, &eligible(e));
@@ -248,13 +249,13 @@ pub fn irv(e: &Election, seed: u64) -> IrvReport {
                     break;
                 }
                 if !out[c] {
-                    votes[c] += b.weight;
+                    votes[c] = votes[c].saturating_add(b.weight);
                     break;
                 }
             }
         }
         let cont: Vec<usize> = (0..n).filter(|&c| !out[c]).collect();
-        let total: u64 = votes.iter().sum();
+        let total: u128 = votes.iter().map(|&v| u128::from(v)).sum();
         rounds.push(votes.clone());
         if cont.is_empty() || total == 0 {
             return IrvReport {
@@ -264,7 +265,7 @@ pub fn irv(e: &Election, seed: u64) -> IrvReport {
                 notes,
             };
         }
-        if let Some(&w) = cont.iter().find(|&&c| votes[c] * 2 > total) {
+        if let Some(&w) = cont.iter().find(|&&c| u128::from(votes[c]) * 2 > total) {
             return IrvReport {
                 rounds,
                 excluded,

@@ -450,7 +450,8 @@ fn count_wigm(
         .ok()
         .and_then(|v| v.checked_mul(scale))
         .ok_or(StvError::Overflow)?;
-    let seats = e.seats as i64;
+    // More seats than candidates only leaves seats unfilled; cap to keep the quota sane.
+    let seats = e.seats.min(e.candidates.len().max(1)) as i64;
     let quota_u = if integer_quota {
         (valid as i64 / (seats + 1) + 1) * scale
     } else {
@@ -747,7 +748,7 @@ pub fn count_meek(e: &Election, seed: u64) -> Result<StvReport, StvError> {
         loop {
             iterations += 1;
             excess = tally(&keep, &status, &mut votes);
-            quota = (total - excess) / (e.seats as f64 + 1.0);
+            quota = (total - excess) / (e.seats.min(n.max(1)) as f64 + 1.0);
             let any_hopeful =
                 (0..n).any(|c| status[c] == Status::Hopeful && votes[c] > quota + eps);
             let surplus: f64 = (0..n)
@@ -840,7 +841,7 @@ pub fn count_meek(e: &Election, seed: u64) -> Result<StvReport, StvError> {
                 .copied()
                 .filter(|&c| votes[c] <= low + eps)
                 .collect();
-            // Compare history with the same tolerance by rounding to 9 decimals.
+            // Compare earlier rounds at six decimals, so float noise is not a difference.
             let rounded: Vec<Vec<i64>> = history
                 .iter()
                 .map(|h| h.iter().map(|v| (v * 1e6).round() as i64).collect())
@@ -1005,6 +1006,22 @@ mod tests {
         assert_eq!(count(&e, Rule::Scottish, 0), Err(StvError::NoSeats));
         let e = election(2, 1, &[]);
         assert_eq!(count(&e, Rule::Meek, 0), Err(StvError::NoBallots));
+    }
+
+    #[test]
+    fn huge_weights_and_seats_do_not_panic() {
+        let e = election(2, usize::MAX, &[(u64::MAX, &[0]), (u64::MAX, &[1])]);
+        assert_eq!(count(&e, Rule::Scottish, 0), Err(StvError::Overflow));
+        let r = count(&e, Rule::Meek, 0).unwrap();
+        assert_eq!(r.elected.len(), 2);
+        let e = election(2, usize::MAX, &[(3, &[0]), (1, &[1])]);
+        assert_eq!(count(&e, Rule::Wigm, 0).unwrap().elected, vec![0, 1]);
+        assert_eq!(crate::methods::irv(&e, 0).winner, Some(0));
+        let big = election(2, 1, &[(u64::MAX, &[0]), (u64::MAX, &[1, 0])]);
+        assert_eq!(crate::methods::approval(&big).votes[0], u64::MAX);
+        let _ = crate::methods::irv(&big, 0);
+        let _ = crate::methods::schulze(&big);
+        let _ = crate::methods::plurality(&big);
     }
 
     #[test]
