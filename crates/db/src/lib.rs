@@ -22,7 +22,9 @@ use sqlx::sqlite::{
 };
 
 pub mod accounts;
+pub mod audit;
 pub mod invitations;
+pub mod jobs;
 pub mod orgs;
 pub mod sessions;
 pub mod testing;
@@ -259,10 +261,12 @@ impl Db {
         }
     }
 
-    /// Starts a transaction.
+    /// Starts a transaction. On SQLite it is `BEGIN IMMEDIATE`: it takes the single write lock
+    /// at once (waiting up to the busy timeout), so a transaction that reads and then writes
+    /// cannot fail half-way because another connection wrote in between.
     pub async fn begin(&self) -> Result<Tx, DbError> {
         Ok(match self {
-            Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }
