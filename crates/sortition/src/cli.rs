@@ -48,7 +48,8 @@ pub struct Args {
     /// Write each person's selection probability here.
     #[arg(long)]
     pub probabilities: Option<PathBuf>,
-    /// Write the ticket table (ticket number → panel) here (maximin).
+    /// Write the ticket table (ticket number → panel) here (maximin). The table does not
+    /// depend on the seed: publish it before the seed is drawn.
     #[arg(long)]
     pub tickets_out: Option<PathBuf>,
     /// Number of lottery tickets (maximin).

@@ -442,3 +442,29 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_bytes_give_errors_not_panics(
+        features_text in "[a-z,0-9\"\\n ]{0,200}", people_text in "[a-z,0-9\"\\n ]{0,300}",
+        raw in proptest::collection::vec(any::<u8>(), 0..200)
+    ) {
+        let _ = read_features("f.csv", &raw[..]);
+        let _ = read_people("p.csv", &raw[..], &Features::default(), &Settings::default());
+        let text = format!("feature,value,min,max\n{features_text}");
+        if let Ok((f, _)) = read_features("f.csv", text.as_bytes()) {
+            let people = format!("id,{}\n{people_text}", f.features.iter().map(|x| x.name.clone()).collect::<Vec<_>>().join(","));
+            if let Ok((p, errs)) = read_people("p.csv", people.as_bytes(), &f, &Settings::default()) {
+                for e in &errs {
+                    prop_assert!(e.line >= 1);
+                }
+                if !p.people.is_empty() {
+                    let req = Request::new(1 + p.people.len() / 2, Algorithm::Maximin, "s");
+                    let _ = select(&f, &p, &req);
+                }
+            }
+        }
+    }
+}
