@@ -39,7 +39,8 @@ def timed(cmd):
     parts = [float(x) for x in wall.split(":")]
     secs = sum(x * 60 ** i for i, x in enumerate(reversed(parts)))
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1))
-    return secs, rss / 1024.0
+    cpu = sum(float(re.search(rf"{k} time \(seconds\): (\S+)", p.stderr).group(1)) for k in ("User", "System"))
+    return secs, rss / 1024.0, cpu
 
 def run_pair(files, tag, with_fbh=True):
     conf = conf_for(files, tag)
@@ -62,21 +63,24 @@ def files_of(d, n):
 size = sum(os.path.getsize(p) for p in files_of(d20k, 200)) / 1e6
 print(f"## Headline: 200 lists x 20,000 rows ({size:.0f} MB), mergeplan max, pct threshold 10\n")
 big, same = run_pair(files_of(d20k, 200), "200x20000")
-(ft, fm), (gt, gm) = big["fbh"], big["gh"]
-print("| tool | wall time (s) | peak RSS (MB) |\n|---|---|---|")
-print(f"| FediBlockHole 0.4.6 | {ft:.2f} | {fm:.0f} |")
-print(f"| guildhall blocklist merge | {gt:.2f} | {gm:.0f} |")
-print(f"\nSpeed-up: **{ft / gt:.0f}x**; memory: **{gm / fm:.3f}** of FediBlockHole's peak "
-      f"(1/{fm / gm:.0f}). Outputs byte-identical: {same}.\n")
+(ft, fm, fc), (gt, gm, gc) = big["fbh"], big["gh"]
+load = open("/proc/loadavg").read().split()[0]
+print("| tool | wall time (s) | CPU time, user+sys (s) | peak RSS (MB) |\n|---|---|---|---|")
+print(f"| FediBlockHole 0.4.6 | {ft:.2f} | {fc:.2f} | {fm:.0f} |")
+print(f"| guildhall blocklist merge | {gt:.2f} | {gc:.2f} | {gm:.0f} |")
+print(f"\nSpeed-up: **{ft / gt:.1f}x** wall, **{fc / gc:.1f}x** CPU; memory: **{gm / fm:.3f}** of "
+      f"FediBlockHole's peak (1/{fm / gm:.1f}). Outputs byte-identical: {same}. "
+      f"Load average after the run: {load}.\n")
 
 print("## Scaling (mergeplan max, pct 10)\n")
-print("| lists | rows/list | FBH time (s) | FBH RSS (MB) | Guildhall time (s) | Guildhall RSS (MB) | speed-up | identical |")
-print("|---|---|---|---|---|---|---|---|")
+print("| lists | rows/list | FBH wall (s) | FBH CPU (s) | FBH RSS (MB) | Guildhall wall (s) | Guildhall CPU (s) | Guildhall RSS (MB) | speed-up (wall / CPU) | identical |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for rows, d in [(1000, d1k), (20000, d20k)]:
     for n in (10, 50, 200):
         if (n, rows) == (200, 20000):
             res, s = big, same
         else:
             res, s = run_pair(files_of(d, n), f"{n}x{rows}")
-        (ft, fm), (gt, gm) = res["fbh"], res["gh"]
-        print(f"| {n} | {rows} | {ft:.2f} | {fm:.0f} | {gt:.3f} | {gm:.0f} | {ft / gt:.0f}x | {s} |")
+        (ft, fm, fc), (gt, gm, gc) = res["fbh"], res["gh"]
+        print(f"| {n} | {rows} | {ft:.2f} | {fc:.2f} | {fm:.0f} | {gt:.3f} | {gc:.2f} | {gm:.0f} | "
+              f"{ft / gt:.1f}x / {fc / max(gc, 0.01):.1f}x | {s} |")

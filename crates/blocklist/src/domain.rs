@@ -41,6 +41,25 @@ pub struct Normalized {
 /// Leading dots are removed too (and reported). A domain containing `*` is returned lower-cased
 /// and flagged `obfuscated` without further checks.
 pub fn normalize_domain(raw: &str) -> Result<Normalized, DomainError> {
+    // Fast path: already canonical (the vast majority of real rows).
+    let b = raw.as_bytes();
+    if !b.is_empty()
+        && b.len() <= 253
+        && b[0] != b'.'
+        && b[b.len() - 1] != b'.'
+        && b.iter().all(|&c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_' || c == b'.'
+        })
+        && !raw.contains("xn--")
+        && raw.split('.').all(|l| !l.is_empty() && l.len() <= 63)
+    {
+        return Ok(Normalized {
+            domain: raw.to_string(),
+            had_leading_dot: false,
+            obfuscated: false,
+            changed: false,
+        });
+    }
     let trimmed = raw.trim().trim_end_matches('/').trim();
     if trimmed.is_empty() {
         return Err(DomainError::Empty);

@@ -7,7 +7,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 use thiserror::Error;
 
 use crate::domain::{digest, parents};
@@ -279,10 +282,40 @@ pub fn merge_comments(old: &str, new: &str) -> String {
     all.join(", ")
 }
 
+/// [`merge_comments`] in place: `acc = merge_comments(acc, new)`, allocating only when the
+/// comment grows.
+pub fn merge_comments_into(acc: &mut String, new: &str) {
+    if new.is_empty() || acc == new {
+        return;
+    }
+    if acc.is_empty() {
+        acc.push_str(new);
+        return;
+    }
+    // Fast path when `acc` has no empty token (so its tokens joined give `acc` back): the
+    // result is `acc` plus the tokens of `new` left after removing, for each token of `acc`,
+    // its first remaining occurrence in `new`.
+    if acc.split(", ").any(str::is_empty) {
+        *acc = merge_comments(acc, new);
+        return;
+    }
+    let nt = || new.split(", ").filter(|t| !t.is_empty());
+    let mut extra = String::new();
+    for (j, t) in nt().enumerate() {
+        let in_old = acc.split(", ").filter(|x| x == &t).count();
+        let before = nt().take(j).filter(|x| x == &t).count();
+        if before >= in_old {
+            extra.push_str(", ");
+            extra.push_str(t);
+        }
+    }
+    acc.push_str(&extra);
+}
+
 /// FediBlockHole's `apply_mergeplan`: folds `new` into `acc`.
 pub fn apply_mergeplan(acc: &mut BlockEntry, new: &BlockEntry, plan: MergePlan) {
-    acc.public_comment = merge_comments(&acc.public_comment, &new.public_comment);
-    acc.private_comment = merge_comments(&acc.private_comment, &new.private_comment);
+    merge_comments_into(&mut acc.public_comment, &new.public_comment);
+    merge_comments_into(&mut acc.private_comment, &new.private_comment);
     match plan {
         MergePlan::Max => {
             acc.severity = acc.severity.max(new.severity);
@@ -303,7 +336,8 @@ pub fn apply_mergeplan(acc: &mut BlockEntry, new: &BlockEntry, plan: MergePlan) 
 pub struct Merger {
     opts: MergeOptions,
     sources: Vec<SourceOptions>,
-    index: FxHashMap<String, u32>,
+    /// Indexes into `accs`, hashed by domain.
+    index: HashTable<u32>,
     accs: Vec<Acc>,
     pending: Vec<(usize, BlockEntry, String)>,
     obfuscated_skipped: usize,
@@ -315,34 +349,52 @@ impl Merger {
         Merger {
             opts,
             sources: Vec::new(),
-            index: FxHashMap::default(),
+            index: HashTable::new(),
             accs: Vec::new(),
             pending: Vec::new(),
             obfuscated_skipped: 0,
         }
     }
 
-    fn prepare(&self, src: &SourceOptions, e: &BlockEntry) -> BlockEntry {
-        let mut e = e.clone();
-        src.import.unwrap_or(self.opts.import).apply(&mut e);
+    fn prepare(&self, si: usize, e: &mut BlockEntry) {
+        let src = &self.sources[si];
+        src.import.unwrap_or(self.opts.import).apply(e);
         if e.severity > src.max_severity {
             e.severity = src.max_severity;
         }
-        e
+    }
+
+    fn lookup(&self, d: &str) -> Option<usize> {
+        let accs = &self.accs;
+        self.index
+            .find(FxBuildHasher.hash_one(d), |&i| {
+                accs[i as usize].entry.domain == d
+            })
+            .map(|&i| i as usize)
     }
 
     fn fold(&mut self, si: usize, e: BlockEntry) {
         let w = self.sources[si].weight;
         let code = ((si as u32) << 2) | sev_code(e.severity);
-        match self.index.get(&e.domain) {
-            Some(&i) => {
+        let h = FxBuildHasher.hash_one(e.domain.as_str());
+        let accs = &self.accs;
+        let found = self
+            .index
+            .find(h, |&i| accs[i as usize].entry.domain == e.domain)
+            .copied();
+        match found {
+            Some(i) => {
                 let acc = &mut self.accs[i as usize];
                 apply_mergeplan(&mut acc.entry, &e, self.opts.plan);
                 acc.weight += w;
                 acc.sources.push(code);
             }
             None => {
-                self.index.insert(e.domain.clone(), self.accs.len() as u32);
+                let i = self.accs.len() as u32;
+                let accs = &self.accs;
+                self.index.insert_unique(h, i, |&j| {
+                    FxBuildHasher.hash_one(accs[j as usize].entry.domain.as_str())
+                });
                 self.accs.push(Acc {
                     entry: e,
                     weight: w,
@@ -354,18 +406,29 @@ impl Merger {
 
     /// Adds the next list (in source order).
     pub fn add(&mut self, src: SourceOptions, list: &Blocklist) {
+        self.add_owned(src, list.clone());
+    }
+
+    /// Adds the next list (in source order), consuming it (no copies of its rows).
+    pub fn add_owned(&mut self, src: SourceOptions, list: Blocklist) {
         let si = self.sources.len();
         self.sources.push(src);
-        let src = &self.sources[si];
-        let prepared: Vec<BlockEntry> = list.entries.iter().map(|e| self.prepare(src, e)).collect();
-        for e in prepared {
+        // Room for a quarter of this list's rows as new domains.
+        let grow = list.entries.len() / 4;
+        self.accs.reserve(grow);
+        let accs = &self.accs;
+        self.index.reserve(grow, |&j| {
+            FxBuildHasher.hash_one(accs[j as usize].entry.domain.as_str())
+        });
+        for mut e in list.entries {
+            self.prepare(si, &mut e);
             self.fold(si, e);
         }
-        for o in &list.obfuscated {
-            match &o.digest {
+        for mut o in list.obfuscated {
+            match o.digest {
                 Some(d) => {
-                    let e = self.prepare(&self.sources[si], &o.entry);
-                    self.pending.push((si, e, d.clone()));
+                    self.prepare(si, &mut o.entry);
+                    self.pending.push((si, o.entry, d));
                 }
                 None => self.obfuscated_skipped += 1,
             }
@@ -377,14 +440,19 @@ impl Merger {
     pub fn finish(mut self, allow: &FxHashSet<String>) -> MergeResult {
         let mut digests_resolved = 0;
         if !self.pending.is_empty() {
-            let by_digest: FxHashMap<String, String> =
-                self.index.keys().map(|d| (digest(d), d.clone())).collect();
+            let by_digest: FxHashMap<String, String> = self
+                .accs
+                .iter()
+                .map(|a| (digest(&a.entry.domain), a.entry.domain.clone()))
+                .collect();
             for (si, mut e, d) in std::mem::take(&mut self.pending) {
                 let Some(domain) = by_digest.get(&d) else {
                     self.obfuscated_skipped += 1;
                     continue;
                 };
-                let i = self.index[domain] as usize;
+                let Some(i) = self.lookup(domain) else {
+                    continue;
+                };
                 if self.accs[i]
                     .sources
                     .iter()
@@ -408,8 +476,8 @@ impl Merger {
                 let own: FxHashSet<u32> = acc.sources.iter().map(|c| c >> 2).collect();
                 let mut extra: FxHashSet<u32> = FxHashSet::default();
                 for p in parents(&acc.entry.domain) {
-                    if let Some(&j) = self.index.get(p) {
-                        for &c in &self.accs[j as usize].sources {
+                    if let Some(j) = self.lookup(p) {
+                        for &c in &self.accs[j].sources {
                             let s = c >> 2;
                             if !own.contains(&s) && extra.insert(s) {
                                 support[i] += self.sources[s as usize].weight;
@@ -448,8 +516,8 @@ impl Merger {
                 }
                 let e = &self.accs[i].entry;
                 for p in parents(&e.domain) {
-                    if let Some(&j) = self.index.get(p) {
-                        let (j, pe) = (j as usize, &self.accs[j as usize].entry);
+                    if let Some(j) = self.lookup(p) {
+                        let pe = &self.accs[j].entry;
                         if outcome[j] == Outcome::Included
                             && eff[j] >= eff[i]
                             && pe.reject_media >= e.reject_media
@@ -555,6 +623,30 @@ mod tests {
         assert_eq!(merge_comments("a, b", "b, c, a"), "a, b, c");
         assert_eq!(merge_comments("a,b", "b"), "a,b, b");
         assert_eq!(merge_comments("a, a", "a, x"), "a, a, x");
+    }
+
+    #[test]
+    fn in_place_comment_merge_matches_reference() {
+        let samples = [
+            "",
+            "a",
+            "b",
+            "a, b",
+            "b, a",
+            "a, a",
+            "a, , b",
+            ", a",
+            "a, ",
+            "c, a, b, a",
+            "a,b",
+        ];
+        for x in samples {
+            for y in samples {
+                let mut acc = x.to_string();
+                merge_comments_into(&mut acc, y);
+                assert_eq!(acc, merge_comments(x, y), "{x:?} + {y:?}");
+            }
+        }
     }
 
     fn list(rows: &[(&str, Severity, bool)]) -> Blocklist {

@@ -7,7 +7,10 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
-use rustc_hash::FxHashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 use serde_json::Value;
 use thiserror::Error;
 
@@ -179,7 +182,14 @@ struct RawRow<'a> {
 
 struct Builder {
     list: Blocklist,
-    index: FxHashMap<String, (usize, u64)>,
+    /// Indexes into `list.entries`, hashed by domain (no second copy of each domain).
+    index: HashTable<u32>,
+    /// The line (or item) of each entry's first appearance.
+    first: Vec<u64>,
+}
+
+fn hash_domain(d: &str) -> u64 {
+    FxBuildHasher.hash_one(d)
 }
 
 impl Builder {
@@ -189,8 +199,17 @@ impl Builder {
                 origin: origin.to_string(),
                 ..Blocklist::default()
             },
-            index: FxHashMap::default(),
+            index: HashTable::new(),
+            first: Vec::new(),
         }
+    }
+
+    fn reserve(&mut self, n: usize) {
+        self.list.entries.reserve(n);
+        self.first.reserve(n);
+        let entries = &self.list.entries;
+        self.index
+            .reserve(n, |&j| hash_domain(&entries[j as usize].domain));
     }
 
     fn problem(&mut self, location: Location, level: Level, message: String) {
@@ -254,17 +273,27 @@ impl Builder {
             Location::Line(l) | Location::Item(l) => l,
             Location::File => 0,
         };
-        if let Some(&(i, first)) = self.index.get(&entry.domain) {
+        let h = hash_domain(&entry.domain);
+        let entries = &self.list.entries;
+        let found = self
+            .index
+            .find(h, |&i| entries[i as usize].domain == entry.domain)
+            .copied();
+        if let Some(i) = found {
+            let first = self.first[i as usize];
             let m = format!(
                 "{} repeats line/item {first}; the last row wins",
                 entry.domain
             );
             self.problem(loc, Level::Warning, m);
-            self.list.entries[i] = entry;
+            self.list.entries[i as usize] = entry;
         } else {
+            let i = self.list.entries.len() as u32;
+            let entries = &self.list.entries;
             self.index
-                .insert(entry.domain.clone(), (self.list.entries.len(), line));
+                .insert_unique(h, i, |&j| hash_domain(&entries[j as usize].domain));
             self.list.entries.push(entry);
+            self.first.push(line);
         }
     }
 
@@ -310,6 +339,7 @@ fn read_csv(bytes: &[u8], b: &mut Builder) {
         .has_headers(false)
         .flexible(true)
         .from_reader(bytes);
+    b.reserve(bytes.len() / 48);
     let mut rec = csv::ByteRecord::new();
     let mut cols: Vec<Col> = Vec::new();
     let mut header_seen = false;
