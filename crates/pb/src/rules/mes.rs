@@ -15,31 +15,43 @@ use super::{
     RuleError, TallyOptions, TieOrder, UnfundedExplanation, Utility, VoterExplanation,
 };
 use crate::model::Election;
-use crate::number::{fmt_q, q_f64, Q};
+use crate::number::{fmt_q, q_f64, ratio_f64, Q};
 use crate::profile::Profile;
-use num_traits::{Signed, Zero};
+use num_bigint::BigInt;
+use num_traits::{One, Signed, Zero};
 use std::cmp::Ordering;
 
-/// Static data of an MES computation.
+/// Static data of an MES computation. Money is scaled by `scale` so that every cost and the
+/// budget are integers.
 pub struct MesInput<'a> {
     e: &'a Election,
     prof: &'a Profile,
+    scale: BigInt,
+    cost_i: Vec<BigInt>,
     cost_f: Vec<f64>,
-    /// utility of one score point of project p (its cost for cost utilities, else 1)
-    unit: Vec<Q>,
+    /// utility of one score point of project p (its scaled cost for cost utilities, else 1)
+    unit_i: Vec<BigInt>,
+    unit_f: Vec<f64>,
     /// per distinct ballot: (project, score) with score > 0
-    items: Vec<Vec<(u32, u32)>>,
+    items: Vec<(u32, u32)>,
+    /// ballot b's items are `items[items_at[b]..items_at[b + 1]]` (one contiguous array)
+    items_at: Vec<u32>,
     /// per project: (ballot, score)
     inv: Vec<Vec<(u32, u32)>>,
     /// projects MES considers (positive cost and support)
     pub projects: Vec<usize>,
     /// supported projects of cost zero (selected up front, as pabutools does)
     pub free: Vec<usize>,
+    init_entries: Vec<Vec<Entry>>,
+    init_centries: Vec<(u32, u32, u32)>,
+    init_prev: Vec<f64>,
 }
 
+/// Voters with equal budgets: budget = `n · factors[epoch] / d` (scaled money).
 #[derive(Clone)]
 struct Class {
-    b: Q,
+    n: BigInt,
+    epoch: u32,
     bf: f64,
     w: u64,
 }
@@ -56,11 +68,11 @@ struct Entry {
 pub struct Round {
     /// The selected project.
     pub project: usize,
-    /// Price per unit of utility (the "affordability" ρ).
+    /// Price per unit of utility (the "affordability" ρ); only filled in detailed runs.
     pub rho: Q,
-    /// Payment per score point (`ρ × unit`).
+    /// Payment per score point (`ρ × unit`, currency); only filled in detailed runs.
     pub t: Q,
-    /// `(voters, each paid)` for the supporters.
+    /// `(voters, each paid)` for the supporters; only filled in detailed runs.
     pub payments: Vec<(u64, Q)>,
 }
 
@@ -77,17 +89,39 @@ pub struct MesRun {
     pub left_over: Vec<(usize, Q)>,
 }
 
-/// The best price so far: ρ, its `f64` shadow, and the tied projects with their `t`.
-type Best = (Q, f64, Vec<(usize, Q)>);
+/// A candidate price: `t = num / (d · den)` (scaled money per score point) and `ρ ≈ rf`.
+#[derive(Clone)]
+struct Price {
+    p: usize,
+    /// `None`: nobody is short, `num = cost · d`
+    num: Option<BigInt>,
+    den: u128,
+    rf: f64,
+}
 
-fn cmp_fast(a: &Q, af: f64, b: &Q, bf: f64) -> Ordering {
-    if af < bf * (1.0 - 1e-12) {
-        Ordering::Less
-    } else if af > bf * (1.0 + 1e-12) {
-        Ordering::Greater
-    } else {
-        a.cmp(b)
+struct State {
+    d: BigInt,
+    factors: Vec<BigInt>,
+    classes: Vec<Class>,
+    class_of: Vec<u32>,
+    entries: Vec<Vec<Entry>>,
+    centries: Vec<Vec<(u32, u32, u32)>>,
+}
+
+impl State {
+    fn value(&self, c: usize) -> BigInt {
+        let cl = &self.classes[c];
+        let f = &self.factors[cl.epoch as usize];
+        if f.is_one() {
+            cl.n.clone()
+        } else {
+            &cl.n * f
+        }
     }
+}
+
+fn big(x: u128) -> BigInt {
+    BigInt::from(x)
 }
 
 impl<'a> MesInput<'a> {
@@ -97,7 +131,9 @@ impl<'a> MesInput<'a> {
         if u == Utility::Cardinal && !prof.has_points {
             return Err(RuleError::NeedsPoints("cardinal"));
         }
-        let mut items = Vec::with_capacity(prof.ballots.len());
+        let mut items: Vec<(u32, u32)> = Vec::new();
+        let mut items_at: Vec<u32> = Vec::with_capacity(prof.ballots.len() + 1);
+        items_at.push(0);
         let mut inv: Vec<Vec<(u32, u32)>> = vec![Vec::new(); m];
         for (bi, b) in prof.ballots.iter().enumerate() {
             let mut it = Vec::with_capacity(b.items.len());
@@ -116,12 +152,23 @@ impl<'a> MesInput<'a> {
                     inv[p as usize].push((bi as u32, s));
                 }
             }
-            items.push(it);
+            items.extend_from_slice(&it);
+            items_at.push(items.len() as u32);
         }
-        let unit: Vec<Q> = (0..m)
+        let mut scale = e.budget.denom().clone();
+        for p in &e.projects {
+            scale = num_integer::Integer::lcm(&scale, p.cost.denom());
+        }
+        let sq = Q::from_integer(scale.clone());
+        let cost_i: Vec<BigInt> = e
+            .projects
+            .iter()
+            .map(|p| (&p.cost * &sq).to_integer())
+            .collect();
+        let unit_i: Vec<BigInt> = (0..m)
             .map(|p| match u {
-                Utility::Cost => e.projects[p].cost.clone(),
-                _ => Q::from_integer(1.into()),
+                Utility::Cost => cost_i[p].clone(),
+                _ => BigInt::one(),
             })
             .collect();
         let mut projects = Vec::new();
@@ -140,130 +187,146 @@ impl<'a> MesInput<'a> {
                 projects.push(p);
             }
         }
-        Ok(Self {
-            e,
-            prof,
-            cost_f: e.projects.iter().map(|p| q_f64(&p.cost)).collect(),
-            unit,
-            items,
-            inv,
-            projects,
-            free,
-        })
-    }
-
-    /// One MES run with endowment `e0` per voter.
-    pub fn run(&self, e0: &Q, ties: &TieOrder, detail: bool) -> MesRun {
-        let m = self.e.projects.len();
-        let nb = self.prof.ballots.len();
-        let weights: Vec<u64> = self.prof.ballots.iter().map(|b| b.weight).collect();
-        let mut class_of = vec![0u32; nb];
-        let mut classes = vec![Class {
-            b: e0.clone(),
-            bf: q_f64(e0),
-            w: self.prof.n_voters,
-        }];
-        let mut entries: Vec<Vec<Entry>> = vec![Vec::new(); m];
-        let mut centries: Vec<Vec<(u32, u32, u32)>> = vec![Vec::new()];
-        let mut prev: Vec<(Q, f64)> = vec![(Q::zero(), 0.0); m];
-        for &p in &self.projects {
+        let mut init_entries: Vec<Vec<Entry>> = vec![Vec::new(); m];
+        let mut init_centries = Vec::new();
+        let mut init_prev = vec![0.0; m];
+        for &p in &projects {
             let mut by_s: Vec<(u32, u64)> = Vec::new();
-            for &(b, s) in &self.inv[p] {
+            for &(b, s) in &inv[p] {
+                let w = prof.ballots[b as usize].weight;
                 match by_s.iter_mut().find(|x| x.0 == s) {
-                    Some(x) => x.1 += weights[b as usize],
-                    None => by_s.push((s, weights[b as usize])),
+                    Some(x) => x.1 += w,
+                    None => by_s.push((s, w)),
                 }
             }
             by_s.sort_unstable();
             let mut total: u128 = 0;
             for (s, w) in by_s {
                 total += u128::from(s) * u128::from(w);
-                centries[0].push((p as u32, s, entries[p].len() as u32));
-                entries[p].push(Entry { class: 0, s, w });
+                init_centries.push((p as u32, s, init_entries[p].len() as u32));
+                init_entries[p].push(Entry { class: 0, s, w });
             }
-            let rho0 = &self.e.projects[p].cost / (&self.unit[p] * Q::from_integer(total.into()));
-            let f = q_f64(&rho0);
-            prev[p] = (rho0, f);
+            // a lower bound of ρ: everybody pays in proportion to utility
+            init_prev[p] = ratio_f64(&cost_i[p], &(big(total) * &unit_i[p])) * (1.0 - 1e-9);
         }
-        centries[0].sort_unstable();
+        init_centries.sort_unstable();
+        Ok(Self {
+            init_entries,
+            init_centries,
+            init_prev,
+            e,
+            prof,
+            cost_f: cost_i
+                .iter()
+                .map(|c| ratio_f64(c, &BigInt::one()))
+                .collect(),
+            unit_f: unit_i
+                .iter()
+                .map(|c| ratio_f64(c, &BigInt::one()))
+                .collect(),
+            scale,
+            cost_i,
+            unit_i,
+            items,
+            items_at,
+            inv,
+            projects,
+            free,
+        })
+    }
+
+    fn ballot_items(&self, b: usize) -> &[(u32, u32)] {
+        &self.items[self.items_at[b] as usize..self.items_at[b + 1] as usize]
+    }
+
+    /// One MES run with endowment `e0` per voter (currency units).
+    pub fn run(&self, e0: &Q, ties: &TieOrder, detail: bool) -> MesRun {
+        let nb = self.prof.ballots.len();
+        let weights: Vec<u64> = self.prof.ballots.iter().map(|b| b.weight).collect();
+        let e0s = e0 * Q::from_integer(self.scale.clone());
+        let mut st = State {
+            d: e0s.denom().clone(),
+            factors: vec![BigInt::one()],
+            classes: vec![Class {
+                n: e0s.numer().clone(),
+                epoch: 0,
+                bf: q_f64(&e0s),
+                w: self.prof.n_voters,
+            }],
+            class_of: vec![0u32; nb],
+            entries: self.init_entries.clone(),
+            centries: vec![self.init_centries.clone()],
+        };
+        let mut prev = self.init_prev.clone();
         let mut active: Vec<usize> = self.projects.clone();
         let mut selected: Vec<usize> = self.free.clone();
         let mut rounds: Vec<Round> = Vec::new();
         let mut scratch: Vec<bool> = Vec::new();
         loop {
-            active.sort_by(|&a, &b| prev[a].1.total_cmp(&prev[b].1));
-            let mut best: Option<Best> = None;
+            active.sort_by(|&a, &b| prev[a].total_cmp(&prev[b]));
+            let mut best: Option<(Price, Vec<Price>)> = None;
             let mut gone: Vec<usize> = Vec::new();
             for &p in &active {
-                if let Some((_, bf, _)) = &best {
-                    if prev[p].1 > bf * (1.0 + 1e-12) {
+                if let Some((b, _)) = &best {
+                    if prev[p] > b.rf * (1.0 + 1e-12) {
                         break;
                     }
                 }
-                match self.price(p, &classes, &entries[p], &mut scratch) {
+                match self.price(p, &st, &mut scratch) {
                     None => gone.push(p),
-                    Some(t) => {
-                        let rho = &t / &self.unit[p];
-                        let rf = q_f64(&rho);
+                    Some((num, den)) => {
+                        let rf = match &num {
+                            Some(n) => ratio_f64(n, &(&st.d * big(den))) / self.unit_f[p],
+                            None => self.cost_f[p] / (den as f64 * self.unit_f[p]),
+                        };
+                        let cand = Price { p, num, den, rf };
                         let ord = match &best {
                             None => Ordering::Less,
-                            Some((br, bf, _)) => cmp_fast(&rho, rf, br, *bf),
+                            Some((b, _)) => self.cmp_price(&cand, b, &st.d),
                         };
+                        prev[p] = rf * (1.0 - 1e-12);
                         match ord {
-                            Ordering::Less => best = Some((rho.clone(), rf, vec![(p, t)])),
+                            Ordering::Less => best = Some((cand.clone(), vec![cand])),
                             Ordering::Equal => {
                                 if let Some(b) = best.as_mut() {
-                                    b.2.push((p, t))
+                                    b.1.push(cand)
                                 }
                             }
                             Ordering::Greater => {}
                         }
-                        prev[p] = (rho, rf);
                     }
                 }
             }
             if !gone.is_empty() {
                 active.retain(|p| !gone.contains(p));
             }
-            let Some((rho, _, tied)) = best else { break };
-            let tied_ids: Vec<usize> = tied.iter().map(|x| x.0).collect();
+            let Some((_, tied)) = best else { break };
+            let tied_ids: Vec<usize> = tied.iter().map(|x| x.p).collect();
             let Some(win) = ties.first(&tied_ids) else {
                 break;
             };
-            let Some((_, t)) = tied.into_iter().find(|x| x.0 == win) else {
+            let Some(price) = tied.into_iter().find(|x| x.p == win) else {
                 break;
             };
             active.retain(|&p| p != win);
             selected.push(win);
-            let payments = self.apply(
-                win,
-                &t,
-                &mut classes,
-                &mut class_of,
-                &mut entries,
-                &mut centries,
-                &weights,
-            );
-            rounds.push(Round {
-                project: win,
-                rho,
-                t,
-                payments: if detail { payments } else { Vec::new() },
-            });
+            let round = self.apply(price, &mut st, &weights, detail);
+            rounds.push(round);
         }
         let mut left_over = Vec::new();
         if detail {
+            let dq = &st.d * &self.scale;
             for &p in &self.projects {
                 if selected.contains(&p) {
                     continue;
                 }
-                let mut s = Q::zero();
-                for en in &entries[p] {
+                let mut s = BigInt::zero();
+                for en in &st.entries[p] {
                     if en.w > 0 {
-                        s += &classes[en.class as usize].b * Q::from_integer(en.w.into());
+                        s += st.value(en.class as usize) * BigInt::from(en.w);
                     }
                 }
-                left_over.push((p, s));
+                left_over.push((p, Q::new(s, dq.clone())));
             }
         }
         MesRun {
@@ -274,16 +337,52 @@ impl<'a> MesInput<'a> {
         }
     }
 
-    /// Exact payment per score point at which the supporters of `p` can buy it, or `None`
-    /// when they cannot afford it.
-    fn price(
-        &self,
-        p: usize,
-        classes: &[Class],
-        ents: &[Entry],
-        poor: &mut Vec<bool>,
-    ) -> Option<Q> {
+    /// Exact comparison of two prices' ρ (`ρ = num / (d · den · unit)`; same `d`).
+    fn num_of(&self, a: &Price, d: &BigInt) -> BigInt {
+        match &a.num {
+            Some(n) => n.clone(),
+            None => &self.cost_i[a.p] * d,
+        }
+    }
+
+    fn cmp_price(&self, a: &Price, b: &Price, d: &BigInt) -> Ordering {
+        if a.rf < b.rf * (1.0 - 1e-12) {
+            return Ordering::Less;
+        }
+        if a.rf > b.rf * (1.0 + 1e-12) {
+            return Ordering::Greater;
+        }
+        let l = self.num_of(a, d) * big(b.den) * &self.unit_i[b.p];
+        let r = self.num_of(b, d) * big(a.den) * &self.unit_i[a.p];
+        l.cmp(&r)
+    }
+
+    /// Exact payment per score point `t = num / (d · den)` at which the supporters of `p` can
+    /// buy it, or `None` when they cannot afford it.
+    fn price(&self, p: usize, st: &State, poor: &mut Vec<bool>) -> Option<(Option<BigInt>, u128)> {
+        let ents = &st.entries[p];
+        let classes = &st.classes;
         let cf = self.cost_f[p];
+        {
+            let mut den: u128 = 0;
+            let mut min_r = f64::INFINITY;
+            for en in ents {
+                if en.w == 0 {
+                    continue;
+                }
+                den += u128::from(en.s) * u128::from(en.w);
+                let r = classes[en.class as usize].bf / f64::from(en.s);
+                if r < min_r {
+                    min_r = r;
+                }
+            }
+            if den == 0 {
+                return self.price_exact(p, st).map(|(n, d)| (Some(n), d));
+            }
+            if min_r > cf / den as f64 * (1.0 + 1e-9) {
+                return Some((None, den));
+            }
+        }
         poor.clear();
         poor.resize(ents.len(), false);
         let mut den: u128 = 0;
@@ -295,7 +394,7 @@ impl<'a> MesInput<'a> {
         let mut t_f;
         loop {
             if den == 0 {
-                return self.price_exact(p, classes, ents);
+                return self.price_exact(p, st).map(|(n, d)| (Some(n), d));
             }
             t_f = (cf - paid_f) / den_f;
             let mut changed = false;
@@ -317,7 +416,7 @@ impl<'a> MesInput<'a> {
             }
         }
         if t_f.is_nan() || t_f <= 0.0 {
-            return self.price_exact(p, classes, ents);
+            return self.price_exact(p, st).map(|(n, d)| (Some(n), d));
         }
         // the partition must be clear of the boundary
         for en in ents {
@@ -326,145 +425,224 @@ impl<'a> MesInput<'a> {
             }
             let r = t_f * f64::from(en.s);
             if (classes[en.class as usize].bf - r).abs() <= 1e-9 * r {
-                return self.price_exact(p, classes, ents);
+                return self.price_exact(p, st).map(|(n, d)| (Some(n), d));
             }
         }
-        let mut paid = Q::zero();
+        let mut paid = BigInt::zero();
         for (i, en) in ents.iter().enumerate() {
             if en.w > 0 && poor[i] {
-                paid += &classes[en.class as usize].b * Q::from_integer(en.w.into());
+                paid += st.value(en.class as usize) * BigInt::from(en.w);
             }
         }
-        let t = (&self.e.projects[p].cost - paid) / Q::from_integer(den.into());
-        let tf = q_f64(&t);
-        if t.is_positive() && (tf - t_f).abs() <= 1e-10 * t_f {
-            Some(t)
-        } else {
-            self.price_exact(p, classes, ents)
+        let num = &self.cost_i[p] * &st.d - paid;
+        if num.is_positive() {
+            let tf = ratio_f64(&num, &(&st.d * big(den)));
+            if (tf - t_f).abs() <= 1e-10 * t_f {
+                return Some((Some(num), den));
+            }
         }
+        self.price_exact(p, st).map(|(n, d)| (Some(n), d))
     }
 
     /// The exact algorithm (supporters sorted by budget ÷ score).
-    fn price_exact(&self, p: usize, classes: &[Class], ents: &[Entry]) -> Option<Q> {
-        let c = &self.e.projects[p].cost;
-        let mut v: Vec<(Q, &Entry)> = Vec::new();
-        let mut total = Q::zero();
-        for en in ents.iter().filter(|en| en.w > 0) {
-            let b = &classes[en.class as usize].b;
-            total += b * Q::from_integer(en.w.into());
-            v.push((b / Q::from_integer(en.s.into()), en));
-        }
-        if &total < c {
+    fn price_exact(&self, p: usize, st: &State) -> Option<(BigInt, u128)> {
+        // clearly unaffordable (float sum of positive terms, relative error far below 1e-7)
+        let total_f: f64 = st.entries[p]
+            .iter()
+            .filter(|en| en.w > 0)
+            .map(|en| en.w as f64 * st.classes[en.class as usize].bf)
+            .sum();
+        if total_f < self.cost_f[p] * (1.0 - 1e-7) {
             return None;
         }
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut paid = Q::zero();
+        let cd = &self.cost_i[p] * &st.d;
+        let mut v: Vec<(BigInt, Entry)> = Vec::new();
+        let mut total = BigInt::zero();
+        for en in st.entries[p].iter().filter(|en| en.w > 0) {
+            let b = st.value(en.class as usize);
+            total += &b * BigInt::from(en.w);
+            v.push((b, *en));
+        }
+        if total < cd {
+            return None;
+        }
+        // by budget ÷ score: b_i s_j < b_j s_i
+        v.sort_by(|a, b| (&a.0 * BigInt::from(b.1.s)).cmp(&(&b.0 * BigInt::from(a.1.s))));
+        let mut paid = BigInt::zero();
         let mut den: u128 = v
             .iter()
             .map(|(_, en)| u128::from(en.s) * u128::from(en.w))
             .sum();
-        for (ratio, en) in &v {
+        for (b, en) in &v {
             if den == 0 {
                 break;
             }
-            let t = (c - &paid) / Q::from_integer(den.into());
-            if &t <= ratio {
-                return Some(t);
+            let num = &cd - &paid;
+            // t·s <= b with t = num / (d·den) and b = value / d
+            if &num * BigInt::from(en.s) <= b * big(den) {
+                return Some((num, den));
             }
-            paid += &classes[en.class as usize].b * Q::from_integer(en.w.into());
+            paid += b * BigInt::from(en.w);
             den -= u128::from(en.s) * u128::from(en.w);
         }
         None
     }
 
-    /// Charges the supporters of `win` and splits classes; returns `(voters, each paid)` groups.
-    #[allow(clippy::too_many_arguments)]
-    fn apply(
-        &self,
-        win: usize,
-        t: &Q,
-        classes: &mut Vec<Class>,
-        class_of: &mut [u32],
-        entries: &mut [Vec<Entry>],
-        centries: &mut Vec<Vec<(u32, u32, u32)>>,
-        weights: &[u64],
-    ) -> Vec<(u64, Q)> {
-        let win_entries: Vec<Entry> = entries[win].iter().copied().filter(|e| e.w > 0).collect();
-        let mut payments = Vec::with_capacity(win_entries.len());
+    /// Charges the supporters of the winner and splits classes.
+    fn apply(&self, price: Price, st: &mut State, weights: &[u64], detail: bool) -> Round {
+        let win = price.p;
+        let denb = big(price.den);
+        let num0 = self.num_of(&price, &st.d);
+        let g = num_integer::Integer::gcd(&num0, &denb);
+        let num = &num0 / &g;
+        let den = denb / &g;
+        if !den.is_one() {
+            st.d *= &den;
+            for f in st.factors.iter_mut() {
+                *f *= &den;
+            }
+            st.factors.push(BigInt::one());
+        }
+        let now = (st.factors.len() - 1) as u32;
+        let dq = &st.d * &self.scale;
+        let (rho, t) = if detail {
+            let t = Q::new(num.clone(), dq.clone());
+            let rho = Q::new(num.clone(), &st.d * &self.unit_i[win]);
+            (rho, t)
+        } else {
+            (Q::zero(), Q::zero())
+        };
+        let win_entries: Vec<Entry> = st.entries[win]
+            .iter()
+            .copied()
+            .filter(|e| e.w > 0)
+            .collect();
+        let mut payments = Vec::new();
         // (old class, s) -> new class
         let mut split: Vec<(u32, u32, u32)> = Vec::new();
-        let first_new = classes.len() as u32;
+        let first_new = st.classes.len() as u32;
         let mut old_of: Vec<u32> = Vec::new();
         for en in &win_entries {
             let c = en.class as usize;
-            let ts = t * Q::from_integer(en.s.into());
-            let tsf = q_f64(&ts);
-            let bf = classes[c].bf;
-            let pay = if cmp_fast(&classes[c].b, bf, &ts, tsf) == Ordering::Less {
-                classes[c].b.clone()
+            let v = st.value(c);
+            let ts = &num * BigInt::from(en.s);
+            let nv = if v < ts { BigInt::zero() } else { &v - &ts };
+            if detail {
+                payments.push((en.w, Q::new(&v - &nv, dq.clone())));
+            }
+            let bf = ratio_f64(&nv, &st.d);
+            if en.w == st.classes[c].w {
+                let cl = &mut st.classes[c];
+                cl.n = nv;
+                cl.epoch = now;
+                cl.bf = bf;
             } else {
-                ts
-            };
-            let nb = &classes[c].b - &pay;
-            payments.push((en.w, pay));
-            if en.w == classes[c].w {
-                classes[c].bf = q_f64(&nb);
-                classes[c].b = nb;
-            } else {
-                let id = classes.len() as u32;
-                classes.push(Class {
-                    bf: q_f64(&nb),
-                    b: nb,
+                let id = st.classes.len() as u32;
+                st.classes.push(Class {
+                    n: nv,
+                    epoch: now,
+                    bf,
                     w: en.w,
                 });
-                centries.push(Vec::new());
-                classes[c].w -= en.w;
+                st.centries.push(Vec::new());
+                st.classes[c].w -= en.w;
                 split.push((en.class, en.s, id));
                 old_of.push(en.class);
             }
         }
+        let round = Round {
+            project: win,
+            rho,
+            t,
+            payments,
+        };
         if split.is_empty() {
-            return payments;
+            return round;
         }
         split.sort_unstable();
         // move ballots and gather the new classes' entries
-        let mut acc: Vec<(u32, u32, u32, u64)> = Vec::new(); // (new class, project, s, w)
-        for &(b, s) in &self.inv[win] {
-            let old = class_of[b as usize];
-            if let Ok(i) = split.binary_search_by(|x| (x.0, x.1).cmp(&(old, s))) {
-                let nc = split[i].2;
-                class_of[b as usize] = nc;
-                let w = weights[b as usize];
-                for &(q, sq) in &self.items[b as usize] {
-                    acc.push((nc, q, sq, w));
-                }
-            }
+        let k = split.len();
+        // moved ballots grouped by new class (counting sort)
+        let mut moved: Vec<(u32, u32)> = Vec::new(); // (local new class, ballot)
+                                                     // first index in `split` of each split class
+        let mut split_at: Vec<u32> = vec![u32::MAX; first_new as usize];
+        for (i, x) in split.iter().enumerate().rev() {
+            split_at[x.0 as usize] = i as u32;
         }
-        acc.sort_unstable_by_key(|x| (x.0, x.1, x.2));
-        let mut i = 0;
-        while i < acc.len() {
-            let (nc, q, sq, _) = acc[i];
-            let mut w = 0u64;
-            while i < acc.len() && (acc[i].0, acc[i].1, acc[i].2) == (nc, q, sq) {
-                w += acc[i].3;
+        for &(b, s) in &self.inv[win] {
+            let old = st.class_of[b as usize];
+            let mut i = split_at[old as usize] as usize;
+            if i == u32::MAX as usize {
+                continue;
+            }
+            while i < split.len() && split[i].0 == old {
+                if split[i].1 == s {
+                    let nc = split[i].2;
+                    st.class_of[b as usize] = nc;
+                    moved.push((nc - first_new, b));
+                    break;
+                }
                 i += 1;
             }
-            // find the old class of nc
-            let old = old_of[(nc - first_new) as usize];
-            let ce = &centries[old as usize];
-            if let Ok(k) = ce.binary_search_by(|x| (x.0, x.1).cmp(&(q, sq))) {
-                let idx = ce[k].2 as usize;
-                entries[q as usize][idx].w -= w;
-            }
-            let idx = entries[q as usize].len() as u32;
-            entries[q as usize].push(Entry {
-                class: nc,
-                s: sq,
-                w,
-            });
-            centries[nc as usize].push((q, sq, idx));
         }
-        payments
+        let mut start = vec![0usize; k + 1];
+        for &(l, _) in &moved {
+            start[l as usize + 1] += 1;
+        }
+        for i in 0..k {
+            start[i + 1] += start[i];
+        }
+        let mut order = vec![0u32; moved.len()];
+        let mut fill = start.clone();
+        for &(l, b) in &moved {
+            order[fill[l as usize]] = b;
+            fill[l as usize] += 1;
+        }
+        let m = self.e.projects.len();
+        let mut slot: Vec<u32> = vec![u32::MAX; m];
+        let mut gathered: Vec<(u32, u32, u64)> = Vec::new(); // (project, s, w) of one class
+        for l in 0..k {
+            let nc = first_new + l as u32;
+            gathered.clear();
+            for &b in &order[start[l]..start[l + 1]] {
+                let w = weights[b as usize];
+                for &(q, sq) in self.ballot_items(b as usize) {
+                    let sl = slot[q as usize];
+                    if sl != u32::MAX && gathered[sl as usize].1 == sq {
+                        gathered[sl as usize].2 += w;
+                    } else if sl == u32::MAX {
+                        slot[q as usize] = gathered.len() as u32;
+                        gathered.push((q, sq, w));
+                    } else {
+                        // another score for the same project (cardinal utilities)
+                        match gathered.iter_mut().find(|x| x.0 == q && x.1 == sq) {
+                            Some(x) => x.2 += w,
+                            None => gathered.push((q, sq, w)),
+                        }
+                    }
+                }
+            }
+            for x in &gathered {
+                slot[x.0 as usize] = u32::MAX;
+            }
+            gathered.sort_unstable_by_key(|x| (x.0, x.1));
+            let old = old_of[l];
+            for &(q, sq, w) in &gathered {
+                let ce = &st.centries[old as usize];
+                if let Ok(kk) = ce.binary_search_by(|x| (x.0, x.1).cmp(&(q, sq))) {
+                    let idx = ce[kk].2 as usize;
+                    st.entries[q as usize][idx].w -= w;
+                }
+                let idx = st.entries[q as usize].len() as u32;
+                st.entries[q as usize].push(Entry {
+                    class: nc,
+                    s: sq,
+                    w,
+                });
+                st.centries[nc as usize].push((q, sq, idx));
+            }
+        }
+        round
     }
 }
 
@@ -662,7 +840,8 @@ fn explain_run(
     let mut budgets: Vec<Q> = vec![run.endowment.clone(); prof.ballots.len()];
     let mut bought: Vec<Vec<(String, String)>> = vec![Vec::new(); prof.ballots.len()];
     let mut score_of: Vec<u32> = vec![0; e.projects.len()];
-    for (bi, items) in input.items.iter().enumerate() {
+    for bi in 0..prof.ballots.len() {
+        let items = input.ballot_items(bi);
         for &(p, s) in items {
             score_of[p as usize] = s;
         }
