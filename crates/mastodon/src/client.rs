@@ -239,7 +239,8 @@ impl Client {
                 reset: Some(reset),
             });
         }
-        tokio::time::sleep(wait).await;
+        // A little margin: the server's clock decides when the window opens.
+        tokio::time::sleep(wait + Duration::from_millis(25)).await;
         // The window has reset; forget it until the next response tells us more.
         *self.rate.lock().await = None;
         Ok(())
