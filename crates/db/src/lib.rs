@@ -26,6 +26,7 @@ pub mod audit;
 pub mod invitations;
 pub mod jobs;
 pub mod orgs;
+pub mod secrets;
 pub mod sessions;
 pub mod testing;
 pub mod tokens;
@@ -177,6 +178,9 @@ pub enum DbError {
     /// Hashing or checking a password failed.
     #[error("password hashing failed: {0}")]
     PasswordHash(String),
+    /// Encrypting or decrypting a stored secret failed.
+    #[error(transparent)]
+    Secret(#[from] secrets::SecretError),
 }
 
 impl DbError {
