@@ -941,4 +941,15 @@ async fn webhooks_are_signed_and_faults_injectable() {
     let v: Value = serde_json::from_slice(&b1).unwrap();
     assert_eq!(v["event"], "report.updated");
     assert_eq!(v["object"]["action_taken"], true);
+    // A dropped delivery is logged but never arrives; the next one does.
+    fake.inject_webhook_fault(guildhall_fake_mastodon::WebhookFault::Drop);
+    fake.file_report(ReportSeed::new(51, 3, 4));
+    fake.file_report(ReportSeed::new(52, 3, 4));
+    let (_, b) = rx.recv().await.unwrap();
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(v["object"]["id"], "52");
+    let log = fake.wait_for_deliveries(5, Duration::from_secs(5)).await;
+    let dropped: Vec<_> = log.iter().filter(|d| d.status.is_none()).collect();
+    assert_eq!(dropped.len(), 1);
+    assert!(String::from_utf8_lossy(&dropped[0].body).contains("\"51\""));
 }

@@ -152,9 +152,16 @@ impl Client {
         })
     }
 
-    /// `GET /api/v2/instance`.
+    /// `GET /api/v2/instance`; servers without it (404: Mastodon < 4.0, some Akkoma
+    /// versions) are asked `GET /api/v1/instance` instead.
     pub async fn instance(&self) -> Result<Instance> {
-        self.get("/api/v2/instance").await
+        match self.get("/api/v2/instance").await {
+            Err(Error::NotFound { .. }) => {
+                let v1: crate::models::InstanceV1 = self.get("/api/v1/instance").await?;
+                Ok(v1.into())
+            }
+            other => other,
+        }
     }
 
     /// `GET /api/v1/instance/rules`.

@@ -589,6 +589,55 @@ pub struct Instance {
     pub rules: Vec<Rule>,
 }
 
+/// `GET /api/v1/instance` (the older shape), read only to fill an [`Instance`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct InstanceV1 {
+    /// The domain (v1 calls it `uri`).
+    #[serde(default, deserialize_with = "null_default")]
+    pub uri: String,
+    /// The title.
+    #[serde(default, deserialize_with = "null_default")]
+    pub title: String,
+    /// The version string.
+    #[serde(default, deserialize_with = "null_default")]
+    pub version: String,
+    /// The short description.
+    #[serde(default, deserialize_with = "null_default")]
+    pub short_description: String,
+    /// The contact e-mail.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The contact account.
+    #[serde(default)]
+    pub contact_account: Option<Account>,
+    /// The rules (3.4+).
+    #[serde(default, deserialize_with = "null_default")]
+    pub rules: Vec<Rule>,
+}
+
+impl From<InstanceV1> for Instance {
+    fn from(v: InstanceV1) -> Self {
+        let domain = v
+            .uri
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        Self {
+            domain,
+            title: v.title,
+            version: v.version,
+            source_url: None,
+            description: v.short_description,
+            contact: Some(InstanceContact {
+                email: v.email,
+                account: v.contact_account,
+            }),
+            rules: v.rules,
+        }
+    }
+}
+
 /// The software of a NodeInfo document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeInfoSoftware {
@@ -776,4 +825,91 @@ pub struct OAuthMetadata {
     /// PKCE methods (`S256`).
     #[serde(default, deserialize_with = "null_default")]
     pub code_challenge_methods_supported: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_from_other_servers_parse() {
+        // Numeric ids, nulls where lists are expected, unknown fields and category,
+        // a role with numeric permissions, missing optional fields.
+        let json = r#"{
+            "id": 17, "action_taken": null, "category": "impersonation", "comment": null,
+            "forwarded": null, "extra_field": {"nested": [1, 2]},
+            "account": {"id": 5, "username": "reporter", "domain": null,
+                        "role": {"id": 3, "name": "Owner", "permissions": 1048575}},
+            "target_account": {"id": "9", "username": "t", "domain": "x.example",
+                               "suspended": null, "ips": null},
+            "statuses": [{"id": "99", "content": null, "media_attachments": null,
+                          "account": {"id": "9"}}],
+            "rules": null
+        }"#;
+        let r: AdminReport = serde_json::from_str(json).unwrap();
+        assert_eq!(r.id, "17");
+        assert!(!r.action_taken);
+        assert_eq!(r.category, ReportCategory::Unknown("impersonation".into()));
+        assert_eq!(r.category.as_str(), "impersonation");
+        assert_eq!(r.account.id, "5");
+        let role = r.account.role.clone().unwrap();
+        assert_eq!(role.id.as_deref(), Some("3"));
+        assert_eq!(role.permissions, Some(crate::Permissions(1_048_575)));
+        assert!(!r.target_account.suspended);
+        assert_eq!(r.statuses[0].content, "");
+        assert!(r.statuses[0].media_attachments.is_empty());
+        assert!(r.rules.is_empty());
+        // Serialising keeps the category spelling.
+        let back = serde_json::to_value(&r).unwrap();
+        assert_eq!(back["category"], "impersonation");
+    }
+
+    #[test]
+    fn domain_blocks_with_and_without_severity() {
+        let gts: DomainBlock = serde_json::from_str(
+            r#"{"id":"01H","domain":"gts.example","obfuscate":false,"public_comment":"",
+                "private_comment":"","created_by":"01G","created_at":"2024-01-01T00:00:00.000Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(gts.severity, None);
+        assert_eq!(gts.effective_severity(), Severity::Suspend);
+        let m: DomainBlock = serde_json::from_str(
+            r#"{"id":"1","domain":"m.example","severity":"quarantine","obfuscate":null}"#,
+        )
+        .unwrap();
+        assert_eq!(m.severity, Some(Severity::Unknown));
+        assert!(!m.obfuscate);
+        assert!(serde_json::from_str::<DomainBlock>(r#"{"id":"1"}"#).is_err());
+    }
+
+    #[test]
+    fn v1_instance_fills_the_v2_shape() {
+        let v1: InstanceV1 = serde_json::from_str(
+            r#"{"uri":"old.example","title":"Old","version":"3.5.3","short_description":"hi",
+                "email":"a@old.example","rules":[{"id":"1","text":"Be nice"}]}"#,
+        )
+        .unwrap();
+        let i = Instance::from(v1);
+        assert_eq!(i.domain, "old.example");
+        assert_eq!(i.rules[0].text, "Be nice");
+        assert_eq!(i.contact.unwrap().email.as_deref(), Some("a@old.example"));
+    }
+
+    #[test]
+    fn registered_app_reads_the_deprecated_redirect_uri() {
+        let app: RegisteredApp = serde_json::from_str(
+            r#"{"name":"G","client_id":"c","client_secret":"sekrit-value",
+                "redirect_uri":"https://a.example/cb\nhttps://a.example/cb2"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            app.redirect_uris(),
+            vec![
+                "https://a.example/cb".to_owned(),
+                "https://a.example/cb2".to_owned()
+            ]
+        );
+        assert!(!format!("{app:?}").contains("sekrit-value"));
+        assert_eq!(app.client_secret.expose(), "sekrit-value");
+    }
 }

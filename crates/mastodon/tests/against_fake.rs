@@ -98,6 +98,23 @@ async fn credentials_instance_rules_and_nodeinfo() {
     assert_eq!(inst.title, "Fake Mastodon");
     let rules = c.rules().await.unwrap();
     assert_eq!(rules[1].text, "Be kind");
+    // A server without /api/v2/instance: the v1 shape is read instead.
+    fake.inject_response(
+        "/api/v2/instance",
+        Injected::json(404, r#"{"error":"Not Found"}"#),
+    );
+    fake.inject_response(
+        "/api/v1/instance",
+        Injected::json(
+            200,
+            r#"{"uri":"old.example","title":"Old","version":"3.5.3","rules":[]}"#,
+        ),
+    );
+    let old = c.instance().await.unwrap();
+    assert_eq!(
+        (old.domain.as_str(), old.version.as_str()),
+        ("old.example", "3.5.3")
+    );
     let ni = c.nodeinfo().await.unwrap();
     assert_eq!(ni.software.name, "mastodon");
     fake.set_flavor(Flavor::GoToSocial);
