@@ -114,6 +114,8 @@ def invalid(d):
     return False
 
 def reason(d):
+    if d.lstrip().startswith("."):
+        return "leading-dot entry: FediBlockHole merges it verbatim; Guildhall quarantines it for review"
     if invalid(d):
         return ("invalid domain (bad characters or punycode that does not round-trip): Guildhall "
                 "reports it with file and line and drops the row; FediBlockHole merges it verbatim")

@@ -50,7 +50,7 @@ pub fn normalize_domain(raw: &str) -> Result<Normalized, DomainError> {
         && b.iter().all(|&c| {
             c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_' || c == b'.'
         })
-        && !raw.contains("xn--")
+        && !b.windows(4).any(|w| w == b"xn--")
         && raw.split('.').all(|l| !l.is_empty() && l.len() <= 63)
     {
         return Ok(Normalized {

@@ -213,12 +213,39 @@ pub struct AuditRecord {
     /// Share of the total trust weight supporting it, 0..=1 (with subdomain coverage, this
     /// counts lists blocking a parent too).
     pub score: f64,
-    /// `(source index, severity after the source's cap)` for each list naming it exactly.
-    pub sources: Vec<(usize, Severity)>,
+    /// Each list naming it exactly, with its severity after the source's cap (packed; see
+    /// [`SourceMark`] and [`AuditRecord::source_list`]).
+    pub sources: Vec<SourceMark>,
     /// The merged severity (whether or not it was included).
     pub severity: Severity,
     /// What happened.
     pub outcome: Outcome,
+}
+
+/// One list's vote on a domain, packed in 32 bits: the source index and its severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceMark(u32);
+
+impl SourceMark {
+    /// The source's index in [`MergeResult::sources`].
+    pub fn source(self) -> usize {
+        (self.0 >> 2) as usize
+    }
+
+    /// The severity this source gave (after its cap).
+    pub fn severity(self) -> Severity {
+        code_sev(self.0)
+    }
+}
+
+impl AuditRecord {
+    /// `(source index, severity)` for each list naming the domain exactly, in source order.
+    pub fn source_list(&self) -> Vec<(usize, Severity)> {
+        self.sources
+            .iter()
+            .map(|m| (m.source(), m.severity()))
+            .collect()
+    }
 }
 
 /// The merge result.
@@ -549,11 +576,7 @@ impl Merger {
                 } else {
                     0.0
                 },
-                sources: acc
-                    .sources
-                    .iter()
-                    .map(|&c| ((c >> 2) as usize, code_sev(c)))
-                    .collect(),
+                sources: acc.sources.into_iter().map(SourceMark).collect(),
                 severity: entry.severity,
                 outcome: outcome[i].clone(),
             });
@@ -696,7 +719,7 @@ mod tests {
         let y = r.audit.iter().find(|a| a.domain == "y.com").unwrap();
         assert_eq!(y.outcome, Outcome::Allowlisted);
         assert_eq!(y.count, 2);
-        assert_eq!(y.sources, vec![(0, Silence), (2, Suspend)]);
+        assert_eq!(y.source_list(), vec![(0, Silence), (2, Suspend)]);
     }
 
     #[test]
@@ -734,7 +757,7 @@ mod tests {
             .iter()
             .find(|a| a.domain == "b.example.com")
             .unwrap();
-        assert_eq!(b.sources, vec![(2, Silence)]);
+        assert_eq!(b.source_list(), vec![(2, Silence)]);
         assert!((b.score - 0.8).abs() < 1e-9);
         assert_eq!(b.outcome, Outcome::CoveredBy("example.com".into()));
         let allow: FxHashSet<String> = ["example.com".to_string()].into_iter().collect();

@@ -388,29 +388,27 @@ fn read_csv(bytes: &[u8], b: &mut Builder) {
         if rec.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
             continue;
         }
-        let mut fields: Vec<&str> = Vec::with_capacity(rec.len());
-        let mut bad_utf8 = false;
-        for f in rec.iter() {
-            match std::str::from_utf8(f) {
-                Ok(s) => fields.push(s),
-                Err(_) => {
-                    bad_utf8 = true;
-                    break;
-                }
-            }
-        }
-        if bad_utf8 {
+        // One UTF-8 check per row; fields are sliced from it without allocating.
+        let Ok(row_str) = std::str::from_utf8(rec.as_slice()) else {
+            let m = "invalid UTF-8; row dropped".to_string();
+            b.problem(Location::Line(line), Level::Error, m);
+            continue;
+        };
+        let nf = rec.len();
+        let field = |i: usize| rec.range(i).and_then(|r| row_str.get(r));
+        if (0..nf).any(|i| field(i).is_none()) {
             let m = "invalid UTF-8; row dropped".to_string();
             b.problem(Location::Line(line), Level::Error, m);
             continue;
         }
         if !header_seen {
             header_seen = true;
-            cols = fields.iter().map(|f| column(f)).collect();
+            let names: Vec<&str> = (0..nf).filter_map(field).collect();
+            cols = names.iter().map(|f| column(f)).collect();
             if !cols.contains(&Col::Domain) {
                 let m = format!(
                     "no `domain` column in header {:?}; file not read",
-                    fields.join(",")
+                    names.join(",")
                 );
                 b.problem(Location::Line(line), Level::Error, m);
                 return;
@@ -418,10 +416,9 @@ fn read_csv(bytes: &[u8], b: &mut Builder) {
             continue;
         }
         rows += 1;
-        if fields.len() > cols.len() && fields[cols.len()..].iter().any(|f| !f.trim().is_empty()) {
+        if nf > cols.len() && (cols.len()..nf).any(|i| !field(i).unwrap_or("").trim().is_empty()) {
             let m = format!(
-                "{} fields, header has {}; extra fields ignored",
-                fields.len(),
+                "{nf} fields, header has {}; extra fields ignored",
                 cols.len()
             );
             b.problem(Location::Line(line), Level::Warning, m);
@@ -429,7 +426,7 @@ fn read_csv(bytes: &[u8], b: &mut Builder) {
         let mut row = RawRow::default();
         let mut ok = true;
         for (i, col) in cols.iter().enumerate() {
-            let v = fields.get(i).copied();
+            let v = field(i);
             let v_or_empty = v.unwrap_or("");
             let which = match col {
                 Col::Domain => {

@@ -202,9 +202,12 @@ pub fn write_audit(w: &mut dyn Write, result: &MergeResult) -> io::Result<()> {
         let sources: Vec<String> = a
             .sources
             .iter()
-            .map(|(i, s)| {
-                let name = result.sources.get(*i).map_or("?", |s| s.name.as_str());
-                format!("{name}={s}")
+            .map(|m| {
+                let name = result
+                    .sources
+                    .get(m.source())
+                    .map_or("?", |s| s.name.as_str());
+                format!("{name}={}", m.severity())
             })
             .collect();
         quote(&mut buf, &sources.join(";"));
