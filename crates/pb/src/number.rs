@@ -102,6 +102,17 @@ pub fn fmt_q(q: &Q) -> String {
     format!("{}/{}", q.numer(), q.denom())
 }
 
+/// Money for people: the exact decimal when it has at most 2 decimals, else rounded to cents
+/// with a leading `≈`.
+pub fn fmt_money(q: &Q) -> String {
+    let cents = q * Q::from_integer(100.into());
+    if cents.is_integer() {
+        fmt_q(q)
+    } else {
+        format!("≈{:.2}", q_f64(q))
+    }
+}
+
 /// A close `f64` approximation of a rational (for display and filtering only).
 pub fn q_f64(q: &Q) -> f64 {
     ratio_f64(q.numer(), q.denom())
@@ -144,5 +155,7 @@ mod tests {
         assert_eq!(fmt_q(&Q::new(1.into(), 3.into())), "1/3");
         assert_eq!(fmt_q(&Q::new((-1).into(), 4.into())), "-0.25");
         assert!((q_f64(&Q::new(1.into(), 3.into())) - 1.0 / 3.0).abs() < 1e-15);
+        assert_eq!(fmt_money(&Q::new(1.into(), 3.into())), "≈0.33");
+        assert_eq!(fmt_money(&Q::new(5.into(), 4.into())), "1.25");
     }
 }

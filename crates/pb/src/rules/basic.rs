@@ -99,6 +99,7 @@ pub fn greedy(
                     project: e.projects[p].id.clone(),
                     cost: fmt_q(cost),
                     shortfall: None,
+                    shortfall_exact: None,
                     reason: format!(
                         "key {} is below the threshold {}",
                         fmt_q(&keys[p]),
@@ -113,6 +114,7 @@ pub fn greedy(
                 project: e.projects[p].id.clone(),
                 cost: fmt_q(cost),
                 shortfall: None,
+                shortfall_exact: None,
                 reason: format!(
                     "the count stopped at project {} (greedy without skipping)",
                     e.projects[s].id
@@ -132,6 +134,7 @@ pub fn greedy(
                     fmt_q(&keys[p]),
                     fmt_q(&(&e.budget - &spent))
                 ),
+                rho: None,
                 payments: Vec::new(),
             });
         } else {
@@ -139,6 +142,7 @@ pub fn greedy(
                 project: e.projects[p].id.clone(),
                 cost: fmt_q(cost),
                 shortfall: Some(fmt_q(&(cost - &left))),
+                shortfall_exact: None,
                 reason: format!(
                     "key {}; did not fit into the {} left",
                     fmt_q(&keys[p]),
@@ -233,6 +237,7 @@ pub fn greedy_utilitarian(
                     "utility per unit of cost {d}; budget left after: {}",
                     fmt_q(&left)
                 ),
+                rho: None,
                 payments: Vec::new(),
             });
         } else {
@@ -240,6 +245,7 @@ pub fn greedy_utilitarian(
                 project: e.projects[p].id.clone(),
                 cost: fmt_q(c),
                 shortfall: Some(fmt_q(&(c - &left))),
+                shortfall_exact: None,
                 reason: format!(
                     "utility per unit of cost {d}; did not fit into the {} left",
                     fmt_q(&left)
@@ -437,6 +443,7 @@ pub fn max_welfare(
                 "part of the welfare-maximising set (utility {})",
                 fmt_q(&utils[p])
             ),
+            rho: None,
             payments: Vec::new(),
         });
     }
@@ -445,6 +452,7 @@ pub fn max_welfare(
             project: e.projects[p].id.clone(),
             cost: fmt_q(&e.projects[p].cost),
             shortfall: None,
+            shortfall_exact: None,
             reason: "not in the welfare-maximising set".into(),
         });
     }
@@ -559,6 +567,7 @@ pub fn phragmen(
                 "lowest new maximal load {load_txt} of its {} supporters",
                 prof.approvals[p]
             ),
+            rho: None,
             payments: Vec::new(),
         });
     }
@@ -567,6 +576,7 @@ pub fn phragmen(
             project: e.projects[p].id.clone(),
             cost: fmt_q(&e.projects[p].cost),
             shortfall: None,
+            shortfall_exact: None,
             reason: "not reached before the count stopped".into(),
         });
     }

@@ -15,7 +15,7 @@ use super::{
     RuleError, TallyOptions, TieOrder, UnfundedExplanation, Utility, VoterExplanation,
 };
 use crate::model::Election;
-use crate::number::{fmt_q, q_f64, ratio_f64, Q};
+use crate::number::{fmt_money, fmt_q, q_f64, ratio_f64, Q};
 use crate::profile::Profile;
 use num_bigint::BigInt;
 use num_traits::{One, Signed, Zero};
@@ -777,6 +777,7 @@ fn explain_run(
             project: e.projects[p].id.clone(),
             cost: "0".into(),
             reason: "costs nothing and has supporters".into(),
+            rho: None,
             payments: Vec::new(),
         });
     }
@@ -800,12 +801,17 @@ fn explain_run(
             project: e.projects[p].id.clone(),
             cost: fmt_q(&e.projects[p].cost),
             reason: format!(
-                "lowest price per unit of utility {} ({supporters} supporters; effective vote count {eff})",
-                fmt_q(&r.rho)
+                "lowest price per unit of utility, ≈{:.6e} ({supporters} supporters; effective vote count {eff})",
+                q_f64(&r.rho)
             ),
+            rho: Some(fmt_q(&r.rho)),
             payments: groups
                 .into_iter()
-                .map(|(w, q)| PaymentGroup { voters: w, each: fmt_q(&q) })
+                .map(|(w, q)| PaymentGroup {
+                    voters: w,
+                    each: fmt_money(&q),
+                    exact: fmt_q(&q),
+                })
                 .collect(),
         });
     }
@@ -819,11 +825,11 @@ fn explain_run(
             Some((_, left)) => {
                 let short = cost - left;
                 (
-                    Some(fmt_q(&short.clone().max(Q::zero()))),
+                    Some(short.clone().max(Q::zero())),
                     format!(
                         "its {} supporters had {} left after paying for the selected projects",
                         prof.approvals[p],
-                        fmt_q(left)
+                        fmt_money(left)
                     ),
                 )
             }
@@ -832,7 +838,8 @@ fn explain_run(
         ex.unfunded.push(UnfundedExplanation {
             project: e.projects[p].id.clone(),
             cost: fmt_q(cost),
-            shortfall,
+            shortfall: shortfall.as_ref().map(fmt_money),
+            shortfall_exact: shortfall.as_ref().map(fmt_q),
             reason,
         });
     }
@@ -857,7 +864,7 @@ fn explain_run(
                 ts
             };
             budgets[bi] -= &pay;
-            bought[bi].push((e.projects[r.project].id.clone(), fmt_q(&pay)));
+            bought[bi].push((e.projects[r.project].id.clone(), fmt_money(&pay)));
         }
         for &(p, _) in items {
             score_of[p as usize] = 0;
@@ -870,13 +877,13 @@ fn explain_run(
         }
     }
     voters.sort_unstable();
-    let endow = fmt_q(&run.endowment);
+    let endow = fmt_money(&run.endowment);
     for (v, bi) in voters {
         ex.voters.push(VoterExplanation {
             voter: e.voters[v as usize].id.clone(),
             endowment: endow.clone(),
-            spent: fmt_q(&(&run.endowment - &budgets[bi])),
-            kept: fmt_q(&budgets[bi]),
+            spent: fmt_money(&(&run.endowment - &budgets[bi])),
+            kept: fmt_money(&budgets[bi]),
             bought: bought[bi].clone(),
         });
     }

@@ -228,8 +228,10 @@ impl Default for TallyOptions {
 pub struct PaymentGroup {
     /// Number of voters.
     pub voters: u64,
-    /// What each paid.
+    /// What each paid (rounded to cents when not exact).
     pub each: String,
+    /// What each paid, exact.
+    pub exact: String,
 }
 
 /// One selection step.
@@ -241,6 +243,9 @@ pub struct RoundExplanation {
     pub cost: String,
     /// Why it was chosen now (the key: votes, score, density, price, load).
     pub reason: String,
+    /// MES: the exact price per unit of utility ρ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rho: Option<String>,
     /// MES: supporters' payments grouped by amount (largest groups first).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub payments: Vec<PaymentGroup>,
@@ -251,13 +256,14 @@ pub struct RoundExplanation {
 pub struct VoterExplanation {
     /// `voter_id`.
     pub voter: String,
-    /// Initial endowment.
+    /// Initial endowment (rounded to cents when not exact; exact in the notes).
     pub endowment: String,
-    /// Money spent.
+    /// Money spent (rounded to cents when not exact).
     pub spent: String,
-    /// Money left.
+    /// Money left (rounded to cents when not exact).
     pub kept: String,
-    /// `(project id, payment)` in selection order.
+    /// `(project id, payment)` in selection order (rounded to cents when not exact; the exact
+    /// payments are in the rounds).
     pub bought: Vec<(String, String)>,
 }
 
@@ -268,8 +274,11 @@ pub struct UnfundedExplanation {
     pub project: String,
     /// Its cost.
     pub cost: String,
-    /// How far short it fell (money), when that is meaningful.
+    /// How far short it fell (money, rounded to cents when not exact), when meaningful.
     pub shortfall: Option<String>,
+    /// The shortfall, exact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shortfall_exact: Option<String>,
     /// Why.
     pub reason: String,
 }
