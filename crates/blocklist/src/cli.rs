@@ -799,6 +799,12 @@ mod tests {
     }
 
     #[test]
+    fn command_line_is_well_formed() {
+        use clap::CommandFactory;
+        T::command().debug_assert();
+    }
+
+    #[test]
     fn bad_options_are_errors() {
         let t = T::try_parse_from(["t", "merge", "-m", "median", "x.csv"]).unwrap();
         let (mut o, mut e) = (Vec::new(), Vec::new());
