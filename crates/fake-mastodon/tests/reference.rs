@@ -915,7 +915,7 @@ async fn webhooks_are_signed_and_faults_injectable() {
     let fake = seeded(Flavor::Mastodon).await;
     fake.set_webhook(&format!("http://{addr}/hook"), b"s3cret");
     fake.file_report(ReportSeed::new(50, 3, 4).category("spam"));
-    let (sig, body) = rx.recv().await.unwrap();
+    let (sig, body) = recv(&mut rx).await;
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["event"], "report.created");
     assert_eq!(v["object"]["id"], "50");
@@ -935,8 +935,8 @@ async fn webhooks_are_signed_and_faults_injectable() {
     Http::new(&fake)
         .post("/api/v1/admin/reports/50/resolve", Some("owner"), &[])
         .await;
-    let (_, b1) = rx.recv().await.unwrap();
-    let (_, b2) = rx.recv().await.unwrap();
+    let (_, b1) = recv(&mut rx).await;
+    let (_, b2) = recv(&mut rx).await;
     assert_eq!(b1, b2);
     let v: Value = serde_json::from_slice(&b1).unwrap();
     assert_eq!(v["event"], "report.updated");
@@ -945,11 +945,19 @@ async fn webhooks_are_signed_and_faults_injectable() {
     fake.inject_webhook_fault(guildhall_fake_mastodon::WebhookFault::Drop);
     fake.file_report(ReportSeed::new(51, 3, 4));
     fake.file_report(ReportSeed::new(52, 3, 4));
-    let (_, b) = rx.recv().await.unwrap();
+    let (_, b) = recv(&mut rx).await;
     let v: Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(v["object"]["id"], "52");
     let log = fake.wait_for_deliveries(5, Duration::from_secs(5)).await;
     let dropped: Vec<_> = log.iter().filter(|d| d.status.is_none()).collect();
     assert_eq!(dropped.len(), 1);
     assert!(String::from_utf8_lossy(&dropped[0].body).contains("\"51\""));
+}
+
+/// Waits for the next webhook the receiver saw (bounded, so a broken emitter fails, not hangs).
+async fn recv<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a webhook delivery within 10 s")
+        .expect("receiver open")
 }

@@ -949,7 +949,7 @@ mod webhooks {
         let fake = seeded().await;
         fake.set_webhook(&format!("http://{addr}/hooks/1"), b"per-instance");
         fake.file_report(ReportSeed::new(40, 3, 4).category("legal"));
-        match rx.recv().await.unwrap().unwrap() {
+        match recv(&mut rx).await.unwrap() {
             WebhookEvent::ReportCreated { report, .. } => {
                 assert_eq!(report.id, "40");
                 assert_eq!(report.category, ReportCategory::Legal);
@@ -960,13 +960,13 @@ mod webhooks {
             .resolve_report("40", None)
             .await
             .unwrap();
-        match rx.recv().await.unwrap().unwrap() {
+        match recv(&mut rx).await.unwrap() {
             WebhookEvent::ReportUpdated { report, .. } => assert!(report.action_taken),
             other => panic!("{other:?}"),
         }
         fake.inject_webhook_fault(WebhookFault::BadSignature);
         client(&fake, "owner").reopen_report("40").await.unwrap();
-        let got = rx.recv().await.unwrap();
+        let got = recv(&mut rx).await;
         assert!(got.unwrap_err().contains("does not match"));
         let d = fake.wait_for_deliveries(3, Duration::from_secs(5)).await;
         assert_eq!(
@@ -975,4 +975,12 @@ mod webhooks {
             "the refused delivery was seen as refused"
         );
     }
+}
+
+/// Waits for the next webhook the receiver saw (bounded, so a broken emitter fails, not hangs).
+async fn recv<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a webhook delivery within 10 s")
+        .expect("receiver open")
 }
