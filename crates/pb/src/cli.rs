@@ -2,7 +2,7 @@
 
 use crate::check::check_election;
 use crate::number::parse_decimal;
-use crate::reader::{read_file, Severity};
+use crate::reader::{read_file, read_file_for_count, Severity};
 use crate::rules::{tally, Baseline, Completion, Rule, TallyOptions, Ties, Utility};
 use anyhow::Context;
 use std::io::Write;
@@ -125,7 +125,7 @@ pub fn run_to(cmd: Command, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             integral_start,
             json,
         } => {
-            let (e, issues) = read_file(&file)?;
+            let (e, issues) = read_file_for_count(&file)?;
             let errors: Vec<_> = issues
                 .iter()
                 .filter(|i| i.severity == Severity::Error)

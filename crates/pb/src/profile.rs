@@ -1,7 +1,7 @@
 //! Ballots grouped by content (a "multiprofile"), the form every rule works on.
 
 use crate::model::{Election, VoteType};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// One distinct ballot and how many voters cast it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,16 +38,18 @@ impl Profile {
     pub fn new(e: &Election) -> Self {
         let m = e.projects.len();
         let has_points = e.vote_type.has_points();
-        let mut map: HashMap<Vec<(u32, i64)>, usize> = HashMap::new();
+        let mut map: HashMap<Vec<(u32, i64)>, usize> = HashMap::default();
         let mut ballots: Vec<DistinctBallot> = Vec::new();
         let mut approvals = vec![0u64; m];
         let mut points = vec![0i64; m];
         let mut ordinal_score = vec![0i64; m];
+        let mut items: Vec<(u32, i64)> = Vec::new();
         for (vi, v) in e.voters.iter().enumerate() {
-            let mut items: Vec<(u32, i64)> = match &v.points {
-                Some(pts) => v.ballot.iter().copied().zip(pts.iter().copied()).collect(),
-                None => v.ballot.iter().map(|&p| (p, 1)).collect(),
-            };
+            items.clear();
+            match &v.points {
+                Some(pts) => items.extend(v.ballot.iter().copied().zip(pts.iter().copied())),
+                None => items.extend(v.ballot.iter().map(|&p| (p, 1))),
+            }
             let len = items.len() as i64;
             for (pos, &(p, pt)) in items.iter().enumerate() {
                 points[p as usize] = points[p as usize].saturating_add(pt);
@@ -68,7 +70,7 @@ impl Profile {
             for &(p, _) in &items {
                 approvals[p as usize] += 1;
             }
-            match map.get(&items) {
+            match map.get(items.as_slice()) {
                 Some(&i) => {
                     ballots[i].weight += 1;
                     ballots[i].voters.push(vi as u32);
@@ -76,7 +78,7 @@ impl Profile {
                 None => {
                     map.insert(items.clone(), ballots.len());
                     ballots.push(DistinctBallot {
-                        items,
+                        items: std::mem::take(&mut items),
                         weight: 1,
                         voters: vec![vi as u32],
                     });

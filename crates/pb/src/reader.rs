@@ -7,9 +7,9 @@
 
 use crate::model::{Election, Project, VoteType, Voter};
 use crate::number::{parse_decimal, NumberError, Q};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::Serialize;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::io::BufRead;
 
 /// How bad an [`Issue`] is.
@@ -202,6 +202,7 @@ pub struct PbReader<R> {
     max_sum_points: Option<Q>,
     votes_read: usize,
     done: bool,
+    keep_extra: bool,
 }
 
 fn meta_usize(meta: &[(String, String)], key: &str) -> Option<usize> {
@@ -389,7 +390,7 @@ impl<R: BufRead> PbReader<R> {
             );
         }
         let mut projects: Vec<Project> = Vec::new();
-        let mut ids: HashMap<String, u32> = HashMap::new();
+        let mut ids: HashMap<String, u32> = HashMap::default();
         loop {
             let ln = lines.line_no + 1;
             let Some(l) = lines.next()? else {
@@ -563,6 +564,7 @@ impl<R: BufRead> PbReader<R> {
             extra_cols,
             votes_read: 0,
             done,
+            keep_extra: true,
         })
     }
 }
@@ -611,9 +613,11 @@ impl<R: BufRead> PbReader<R> {
                 self.issue(ln, "empty-line", "empty line".into());
                 continue;
             }
-            let line = l.to_string();
             self.votes_read += 1;
-            if let Some(v) = self.parse_vote(&line, ln) {
+            let line = std::mem::take(&mut self.lines.buf);
+            let parsed = self.parse_vote(line.strip_prefix('\u{feff}').unwrap_or(&line), ln);
+            self.lines.buf = line;
+            if let Some(v) = parsed {
                 return Ok(Some(v));
             }
         }
@@ -804,16 +808,19 @@ impl<R: BufRead> PbReader<R> {
                 );
             }
         }
-        let extra = self
-            .extra_cols
-            .iter()
-            .map(|&i| {
-                cells
-                    .get(i)
-                    .map(|c| c.trim().to_string())
-                    .unwrap_or_default()
-            })
-            .collect();
+        let extra = if !self.keep_extra {
+            Vec::new()
+        } else {
+            self.extra_cols
+                .iter()
+                .map(|&i| {
+                    cells
+                        .get(i)
+                        .map(|c| c.trim().to_string())
+                        .unwrap_or_default()
+                })
+                .collect()
+        };
         Some(Voter {
             id,
             ballot,
@@ -1005,12 +1012,41 @@ pub fn read_election<R: BufRead>(
     input: R,
     source: &str,
 ) -> Result<(Election, Vec<Issue>), PbError> {
+    read_election_with(input, source, true)
+}
+
+/// Reads a whole election; `keep_metadata = false` drops the voters' metadata columns (age,
+/// district, …), which counting does not need.
+pub fn read_election_with<R: BufRead>(
+    input: R,
+    source: &str,
+    keep_metadata: bool,
+) -> Result<(Election, Vec<Issue>), PbError> {
+    use std::hash::{BuildHasher, BuildHasherDefault};
     let mut r = PbReader::new(input, source)?;
-    let extra = r.extra_columns();
-    let mut voters = Vec::new();
-    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    r.keep_extra = keep_metadata;
+    let extra = if keep_metadata {
+        r.extra_columns()
+    } else {
+        Vec::new()
+    };
+    let mut voters: Vec<Voter> = Vec::new();
+    // voter-id hash -> first voter with it; ids whose hash collides with another id are
+    // tracked exactly in `overflow`
+    let hasher: BuildHasherDefault<rustc_hash::FxHasher> = BuildHasherDefault::default();
+    let mut seen: HashMap<u64, u32> = HashMap::default();
+    let mut overflow: HashSet<String> = HashSet::default();
     while let Some(v) = r.next_vote()? {
-        if !seen.insert(v.id.clone()) {
+        let h = hasher.hash_one(&v.id);
+        let dup = match seen.get(&h) {
+            None => {
+                seen.insert(h, voters.len() as u32);
+                false
+            }
+            Some(&i) if voters[i as usize].id == v.id => true,
+            Some(_) => !overflow.insert(v.id.clone()),
+        };
+        if dup {
             r.issue(
                 v.line,
                 "voter-duplicate",
@@ -1032,6 +1068,17 @@ pub fn read_election<R: BufRead>(
         },
         issues,
     ))
+}
+
+/// Reads a `.pb` file from disk without the voters' metadata columns.
+pub fn read_file_for_count(path: &std::path::Path) -> Result<(Election, Vec<Issue>), PbError> {
+    let name = path.display().to_string();
+    let f = std::fs::File::open(path).map_err(|err| PbError::Io {
+        source_name: name.clone(),
+        line: 0,
+        err,
+    })?;
+    read_election_with(std::io::BufReader::with_capacity(1 << 16, f), &name, false)
 }
 
 /// Reads a `.pb` file from disk.

@@ -682,26 +682,52 @@ pub fn mes_full(
             input.run(&e0, ties, explain)
         }
         Completion::Add1 | Completion::Add1Utilitarian => {
+            // The runs for e, e + inc, … are independent: compute a batch of them on all cores
+            // and take the first decisive one in order (at most `batch - 1` runs are wasted).
+            let batch = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .clamp(1, 4);
             let mut prev: Option<MesRun> = None;
-            loop {
-                runs += 1;
-                let r = input.run(&e0, ties, false);
-                if total_cost(e, &r.selected) > e.budget {
-                    break match prev {
-                        Some(p) => p,
-                        None => MesRun {
-                            endowment: e0.clone(),
-                            selected: input.free.clone(),
-                            rounds: Vec::new(),
-                            left_over: Vec::new(),
-                        },
-                    };
+            'outer: loop {
+                let es: Vec<Q> = (0..batch)
+                    .map(|i| &e0 + &opts.increment * Q::from_integer(i.into()))
+                    .collect();
+                let results: Vec<MesRun> = if batch == 1 {
+                    vec![input.run(&es[0], ties, false)]
+                } else {
+                    let joined: Vec<Option<MesRun>> = std::thread::scope(|s| {
+                        let hs: Vec<_> = es
+                            .iter()
+                            .map(|x| s.spawn(|| input.run(x, ties, false)))
+                            .collect();
+                        hs.into_iter().map(|h| h.join().ok()).collect()
+                    });
+                    joined
+                        .into_iter()
+                        .zip(&es)
+                        .map(|(r, x)| r.unwrap_or_else(|| input.run(x, ties, false)))
+                        .collect()
+                };
+                for r in results {
+                    runs += 1;
+                    if total_cost(e, &r.selected) > e.budget {
+                        break 'outer match prev {
+                            Some(p) => p,
+                            None => MesRun {
+                                endowment: r.endowment.clone(),
+                                selected: input.free.clone(),
+                                rounds: Vec::new(),
+                                left_over: Vec::new(),
+                            },
+                        };
+                    }
+                    if exhaustive(e, &r.selected, &input.projects) {
+                        break 'outer r;
+                    }
+                    prev = Some(r);
                 }
-                if exhaustive(e, &r.selected, &input.projects) {
-                    break r;
-                }
-                prev = Some(r);
-                e0 += &opts.increment;
+                e0 = &es[batch - 1] + &opts.increment;
             }
         }
     };
