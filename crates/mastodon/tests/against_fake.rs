@@ -984,3 +984,59 @@ async fn recv<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> T {
         .expect("a webhook delivery within 10 s")
         .expect("receiver open")
 }
+
+/// A one-connection raw HTTP server that answers with `response` bytes, for answers the fake
+/// cannot produce (chunked bodies without a length, connections cut mid-body).
+async fn raw_server(response: Vec<u8>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 8192];
+        let mut seen = Vec::new();
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = sock.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let _ = sock.write_all(&response).await;
+        let _ = sock.shutdown().await;
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn huge_chunked_body_without_length_is_capped() {
+    let mut resp = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    let chunk = "x".repeat(16 * 1024);
+    for _ in 0..8 {
+        resp.extend_from_slice(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes());
+    }
+    resp.extend_from_slice(b"0\r\n\r\n");
+    let url = raw_server(resp).await;
+    let c = Client::new(&url, Some(Secret::new("t")), config()).unwrap();
+    let err = c.instance().await.unwrap_err();
+    assert!(
+        matches!(err, Error::BodyTooLarge { limit: 65536, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_body_cut_off_mid_way_is_a_bad_response() {
+    let resp = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\nConnection: close\r\n\r\n{\"domain\":\"x.example\",\"tit".to_vec();
+    let url = raw_server(resp).await;
+    let cfg = ClientConfig {
+        max_retries: 0,
+        ..config()
+    };
+    let c = Client::new(&url, Some(Secret::new("t")), cfg).unwrap();
+    let err = c.instance().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::BadResponse { reason, .. } if reason.contains("cut off")),
+        "{err:?}"
+    );
+}
