@@ -226,6 +226,70 @@ mod tests {
     use crate::types::Severity;
 
     #[test]
+    fn json_and_mastodon_csv_read_back() {
+        use crate::read::{read_bytes, Format};
+        let entries = vec![
+            BlockEntry {
+                public_comment: "a, \"b\"".into(),
+                private_comment: "p".into(),
+                reject_reports: true,
+                obfuscate: true,
+                ..BlockEntry::new("a.example", Severity::Suspend)
+            },
+            BlockEntry::new("b.example", Severity::Noop),
+        ];
+        let mut j = Vec::new();
+        write_json(&mut j, &entries).unwrap();
+        let back = read_bytes(&j, "j", None);
+        assert_eq!(crate::read::detect(&j), Format::AdminJson);
+        assert_eq!(back.entries, entries);
+        let mut m = Vec::new();
+        write_mastodon_csv(&mut m, &entries).unwrap();
+        let back = read_bytes(&m, "m", None);
+        let mut want = entries.clone();
+        want[0].private_comment.clear(); // Mastodon's CSV has no private comment
+        assert_eq!(back.entries, want);
+    }
+
+    #[test]
+    fn audit_csv_names_sources_and_outcomes() {
+        use crate::merge::{merge, MergeOptions, SourceOptions, ThresholdType};
+        use crate::types::Blocklist;
+        let l = |d: &[&str], s| Blocklist {
+            entries: d.iter().map(|d| BlockEntry::new(*d, s)).collect(),
+            ..Blocklist::default()
+        };
+        let (a, b) = (
+            l(&["x.example", "y.example"], Severity::Suspend),
+            l(&["x.example"], Severity::Silence),
+        );
+        let opts = MergeOptions {
+            threshold: 2.0,
+            threshold_type: ThresholdType::Count,
+            ..MergeOptions::default()
+        };
+        let r = merge(
+            &[(SourceOptions::new("A"), &a), (SourceOptions::new("B"), &b)],
+            opts,
+            &Default::default(),
+        );
+        let mut out = Vec::new();
+        write_audit(&mut out, &r).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "domain,count,percent,score,severity,outcome,sources\n\
+             x.example,2,100.0,1.0,suspend,included,A=suspend;B=silence\n\
+             y.example,1,50.0,0.5,suspend,below-threshold,A=suspend\n"
+        );
+        let mut fbh = Vec::new();
+        write_fbh_audit(&mut fbh, &r.audit).unwrap();
+        assert_eq!(
+            String::from_utf8(fbh).unwrap(),
+            "domain,count,percent\r\nx.example,2,100.0\r\ny.example,1,50.0\r\n"
+        );
+    }
+
+    #[test]
     fn python_float_repr() {
         assert_eq!(py_float(100.0), "100.0");
         assert_eq!(py_float(12.5), "12.5");
