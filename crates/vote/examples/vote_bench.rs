@@ -1,6 +1,7 @@
 //! Timing harness for bench/vote (run with `--release`):
 //!
 //! - `vote_bench stv RULE FILE` — read, count, print the elected (sorted) and the times;
+//! - `vote_bench report RULE FILE` — the text stage-by-stage report;
 //! - `vote_bench schulze FILE` — Schulze ranking and times;
 //! - `vote_bench delegate VOTERS DEPTH` — a synthetic delegation graph (chains `DEPTH`
 //!   long, mixed scopes, some explicit "no delegation", some cycles) resolved and timed.
@@ -42,6 +43,15 @@ fn main() {
                 (t1 - t0).as_secs_f64(),
                 (t2 - t1).as_secs_f64()
             );
+        }
+        Some("report") => {
+            let rule = match args[2].as_str() {
+                "scottish" => Rule::Scottish,
+                "meek" => Rule::Meek,
+                _ => Rule::Wigm,
+            };
+            let e = read_path(Path::new(&args[3])).unwrap();
+            print!("{}", count(&e, rule, 0).unwrap().to_text());
         }
         Some("schulze") => {
             let t0 = Instant::now();

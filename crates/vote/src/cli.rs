@@ -354,6 +354,22 @@ mod tests {
     }
 
     #[test]
+    fn stv_reads_csv_with_seats_override_and_skips_invalid_rows() {
+        let dir = std::env::temp_dir().join(format!("vote-csv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("b.csv");
+        std::fs::write(&f, "weight,Ann,Bob,Cy\n5,1,2,\n4,,1,2\n3,2,,1\n9,x,1,\n").unwrap();
+        let p = f.display().to_string();
+        let out = run_args(&["t", "stv", &p, "--seats", "2", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["seats"], 2);
+        assert_eq!(v["valid_ballots"], 12);
+        assert_eq!(v["invalid_ballots"], 9);
+        assert_eq!(v["elected"].as_array().unwrap().len(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn schulze_prints_ranking() {
         let f = data("preflib/00002-00000005.soi");
         let out = run_args(&["t", "schulze", &f]);
