@@ -250,6 +250,26 @@ mod tests {
     }
 
     #[test]
+    fn check_reports_bad_lines_with_numbers() {
+        let dir = std::env::temp_dir().join(format!("pb-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("bad.pb");
+        std::fs::write(
+            &f,
+            "META\nkey;value\ndescription;d\ncountry;c\nunit;u\ninstance;i\nnum_projects;2\nnum_votes;2\nbudget;100\nvote_type;approval\nrule;greedy\ndate_begin;2026\ndate_end;2026\nPROJECTS\nproject_id;cost\na;60\nb;50,5\nVOTES\nvoter_id;vote\n1;a,a\n2;a\n",
+        )
+        .unwrap();
+        let (code, out) = run_args(&["x", "check", f.to_str().unwrap()]);
+        assert_eq!(code, ExitCode::from(1));
+        assert!(out.contains("line 17: error [comma-in-float]"), "{out}");
+        assert!(out.contains("line 20: error [duplicate-in-vote]"), "{out}");
+        assert!(out.contains("invalid"), "{out}");
+        let (_, out) = run_args(&["x", "tally", f.to_str().unwrap(), "--rule", "greedy"]);
+        assert_eq!(out, "a\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn check_reports_valid_file() {
         let f = data("Poland_Swiecie_2023.pb");
         let (code, out) = run_args(&["x", "check", &f]);

@@ -410,3 +410,103 @@ pub fn tally_with(
         explanation: explain.then_some(ex),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read_election;
+
+    fn election(projects: &str, votes: &str, budget: u32) -> Election {
+        let n = votes.lines().count();
+        let m = projects.lines().count();
+        let text = format!(
+            "META\nkey;value\ndescription;t\ncountry;x\nunit;x\ninstance;x\nnum_projects;{m}\nnum_votes;{n}\nbudget;{budget}\nvote_type;approval\nrule;unknown\ndate_begin;2026\ndate_end;2026\nPROJECTS\nproject_id;cost\n{projects}VOTES\nvoter_id;vote\n{votes}"
+        );
+        read_election(text.as_bytes(), "t").unwrap().0
+    }
+
+    #[test]
+    fn equalshares_ties_lowest_cost_then_votes_then_lot() {
+        // p2 and p10 cost the same, p10 has more votes; p3 is dearer
+        let e = election(
+            "p2;100\np10;100\np3;200\np4;100\n",
+            "1;p2,p10\n2;p10\n3;p3\n4;p4\n",
+            500,
+        );
+        let prof = Profile::new(&e);
+        let es = TieOrder::new(&e, &prof, Ties::Equalshares { seed: 9 });
+        let pos = |id: &str| es.rank[e.project_index(id).unwrap()];
+        assert!(pos("p10") < pos("p2") && pos("p10") < pos("p4"));
+        assert!(pos("p2").max(pos("p4")) < pos("p3"));
+        // p2 and p4 tie on cost and votes: the lot decides, and differs between seeds
+        let lots: std::collections::BTreeSet<bool> = (0..32)
+            .map(|seed| {
+                let t = TieOrder::new(&e, &prof, Ties::Equalshares { seed });
+                t.rank[0] < t.rank[3]
+            })
+            .collect();
+        assert_eq!(lots.len(), 2);
+        // pabutools: by id as a string
+        let lex = TieOrder::new(&e, &prof, Ties::Pabutools);
+        let ids: Vec<&str> = lex
+            .order
+            .iter()
+            .map(|&p| e.projects[p].id.as_str())
+            .collect();
+        assert_eq!(ids, ["p10", "p2", "p3", "p4"]);
+        let lot_a = lot(50, 1);
+        let mut sorted = lot_a.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..50).collect::<Vec<_>>());
+        assert_ne!(lot_a, lot(50, 2));
+    }
+
+    #[test]
+    fn mes_tie_is_broken_by_the_chosen_rule() {
+        // two projects with identical support and cost, budget for one
+        let e = election("b;100\na;100\n", "1;a,b\n2;a,b\n", 100);
+        let opts = TallyOptions {
+            rule: Rule::Mes,
+            ..TallyOptions::default()
+        };
+        let t = tally(&e, &opts, true).unwrap();
+        assert_eq!(t.selected_ids, ["a"]);
+        let t = tally(
+            &e,
+            &TallyOptions {
+                ties: Ties::File,
+                ..opts
+            },
+            true,
+        )
+        .unwrap();
+        assert_eq!(t.selected_ids, ["b"]);
+        let ex = t.explanation.unwrap();
+        assert_eq!(ex.rounds[0].payments[0].voters, 2);
+        assert_eq!(ex.rounds[0].payments[0].each, "50");
+        assert_eq!(ex.voters[0].kept, "0");
+        assert_eq!(ex.unfunded[0].project, "a");
+        assert_eq!(ex.unfunded[0].shortfall.as_deref(), Some("100"));
+    }
+
+    #[test]
+    fn phragmen_stops_at_first_project_that_does_not_fit() {
+        // round 1: x 60/3 = 20 < z 70/2 = 35 < y 40/1; round 2: y 40 < z (20+20+70)/2 = 55;
+        // round 3: z (55) does not fit into 120 - 100: stop, although nothing else is left
+        let e = election("x;60\ny;40\nz;70\n", "1;x,z\n2;x,z\n3;x\n4;y\n", 120);
+        let opts = TallyOptions {
+            rule: Rule::Phragmen,
+            ..TallyOptions::default()
+        };
+        let t = tally(&e, &opts, false).unwrap();
+        assert_eq!(t.selected_ids, ["x", "y"]);
+        // w (30/1) comes before y in round 2; then y (40) does not fit into 120 - 90: stop,
+        let e = election(
+            "x;60\ny;40\nz;70\nw;30\n",
+            "1;x,z\n2;x,z\n3;x\n4;y\n5;w\n",
+            120,
+        );
+        let t = tally(&e, &opts, false).unwrap();
+        assert_eq!(t.selected_ids, ["x", "w"]);
+    }
+}
