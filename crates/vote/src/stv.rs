@@ -183,6 +183,8 @@ impl StvReport {
             .max()
             .unwrap_or(10)
             .max(16);
+        let mut elected: Vec<usize> = Vec::new();
+        let mut excluded: Vec<usize> = Vec::new();
         for st in &self.stages {
             let what = match &st.action {
                 Action::FirstPreferences => "first preferences".to_string(),
@@ -220,12 +222,31 @@ impl StvReport {
                 "\nStage {}: {}  (quota {:.*})",
                 st.number, what, d, st.quota
             );
+            match &st.action {
+                Action::Exclusion { candidate }
+                | Action::MeekRound {
+                    excluded: Some(candidate),
+                    ..
+                } => excluded.push(*candidate),
+                _ => {}
+            }
+            elected.extend(st.elected.iter().copied());
             for (c, name) in self.candidates.iter().enumerate() {
+                let mark = if elected.contains(&c) {
+                    "elected"
+                } else if excluded.contains(&c) {
+                    "excluded"
+                } else {
+                    ""
+                };
                 let _ = write!(
                     s,
-                    "  {:<width$} {:>+14.d$} {:>14.d$}",
+                    "  {:<width$} {:>+14.d$} {:>14.d$} {mark}",
                     name, st.transfers[c], st.votes[c]
                 );
+                while s.ends_with(' ') {
+                    s.pop();
+                }
                 if let Some(k) = &st.keep_values {
                     let _ = write!(s, "  keep {:.9}", k[c]);
                 }
