@@ -151,6 +151,47 @@ pub async fn dispose(db: Db) {
     }
 }
 
+/// The job kind used by the multi-process tests (`guildhall serve`/`worker` register it only
+/// when `GUILDHALL_TEST_JOBS` is set): [`run_test_job`].
+pub const TEST_JOB_KIND: &str = "guildhall.test.record";
+
+/// Creates the `test_job_runs` table (job id, worker, attempt) if missing. Test support only: it
+/// is not part of the migrations.
+pub async fn create_test_job_runs(db: &Db) -> Result<(), crate::DbError> {
+    crate::on_pool!(db, p => sqlx::query(
+        "CREATE TABLE IF NOT EXISTS test_job_runs \
+         (job_id BIGINT NOT NULL, worker TEXT NOT NULL, attempt BIGINT NOT NULL)")
+        .execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// The test job: on its first attempt sleeps `sleep_ms` from the payload (so that a test can
+/// kill the worker in the middle), then records (job id, worker, attempt) in `test_job_runs`.
+pub async fn run_test_job(db: &Db, job: &crate::jobs::Job) -> crate::jobs::HandlerResult {
+    let sleep_ms = job
+        .payload
+        .get("sleep_ms")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    if job.attempts == 1 && sleep_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(sleep_ms)).await;
+    }
+    crate::on_pool!(db, p => sqlx::query(
+        "INSERT INTO test_job_runs (job_id, worker, attempt) VALUES ($1, $2, $3)")
+        .bind(job.id.0)
+        .bind(job.locked_by.clone().unwrap_or_default())
+        .bind(job.attempts)
+        .execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Every row of `test_job_runs`: (job id, worker, attempt), by job id.
+pub async fn test_job_runs(db: &Db) -> Result<Vec<(i64, String, i64)>, crate::DbError> {
+    Ok(crate::on_pool!(db, p => sqlx::query_as(
+        "SELECT job_id, worker, attempt FROM test_job_runs ORDER BY job_id, attempt")
+        .fetch_all(p).await)?)
+}
+
 /// What a [`db_test!`](crate::db_test) body may return.
 pub trait TestOutcome {
     /// Panics if the outcome is a failure.
