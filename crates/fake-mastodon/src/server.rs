@@ -46,6 +46,7 @@ const KNOWN_SCOPES: &[&str] = &[
     "push",
     "profile",
     "read:accounts",
+    "write:reports",
     "admin:read",
     "admin:write",
     "admin:read:accounts",
@@ -566,6 +567,7 @@ pub(crate) fn router(shared: Shared) -> Router {
         .route("/api/v2/instance", get(instance))
         .route("/api/v1/instance/rules", get(instance_rules))
         .route("/api/v1/instance/domain_blocks", get(public_blocks))
+        .route("/api/v1/reports", post(user_report_create))
         .route("/api/v1/admin/reports", get(reports_list))
         .route(
             "/api/v1/admin/reports/{id}",
@@ -890,6 +892,93 @@ async fn report_op(
         Some(r) => ok(st.report_json(r)),
         None => not_found(&st),
     }
+}
+
+/// `POST /api/v1/reports`: a user files a report (§6.4), emitting `report.created`.
+async fn user_report_create((AxState(s), headers, uri, body): Req) -> Response {
+    let mut st = lock(&s);
+    let p = params!(headers, uri, body);
+    let caller = auth!(st, headers, "write:reports", 0);
+    let Some(reporter) = caller.account_id else {
+        return err(422, "This method requires an authenticated user");
+    };
+    let Some(target) = p
+        .get("account_id")
+        .and_then(parse_id)
+        .filter(|i| st.accounts.contains_key(i))
+    else {
+        return not_found(&st);
+    };
+    let gts = st.flavor == Flavor::GoToSocial;
+    let status_ids: Vec<u64> = p
+        .all("status_ids")
+        .into_iter()
+        .filter_map(parse_id)
+        .collect();
+    let rule_ids: Vec<u64> = p.all("rule_ids").into_iter().filter_map(parse_id).collect();
+    let comment = p.get("comment").unwrap_or("").to_owned();
+    if comment.chars().count() > 1000 {
+        return err(
+            422,
+            "Validation failed: Comment is too long (maximum is 1000 characters)",
+        );
+    }
+    let category = if gts {
+        "other".to_owned()
+    } else if !rule_ids.is_empty() {
+        "violation".to_owned()
+    } else {
+        match p.get("category") {
+            Some(c @ ("spam" | "legal" | "violation" | "other")) => c.to_owned(),
+            Some(_) => {
+                return err(
+                    422,
+                    "Validation failed: Category is not included in the list",
+                )
+            }
+            None => "other".to_owned(),
+        }
+    };
+    let id = st.next_id();
+    let seed = crate::seed::ReportSeed {
+        id,
+        account_id: reporter,
+        target_account_id: target,
+        category: category.clone(),
+        comment: comment.clone(),
+        forwarded: p.bool("forward").unwrap_or(false),
+        status_ids: status_ids.clone(),
+        rule_ids: rule_ids.clone(),
+        resolved: false,
+        assigned_account_id: None,
+    };
+    let forwarded = seed.forwarded;
+    st.add_report(seed);
+    st.emit("report.created", id);
+    let ids_json = |ids: &[u64], sent: bool| {
+        if gts && !sent {
+            Value::Null
+        } else {
+            json!(ids.iter().map(u64::to_string).collect::<Vec<_>>())
+        }
+    };
+    let created = st
+        .reports
+        .get(&id)
+        .map(|r| r.created_at.clone())
+        .unwrap_or_default();
+    ok(json!({
+        "id": id.to_string(),
+        "action_taken": false,
+        "action_taken_at": null,
+        "category": category,
+        "comment": comment,
+        "forwarded": forwarded,
+        "created_at": created,
+        "status_ids": ids_json(&status_ids, p.has("status_ids")),
+        "rule_ids": ids_json(&rule_ids, p.has("rule_ids")),
+        "target_account": st.public_account_json(target),
+    }))
 }
 
 // ---------- accounts ----------

@@ -961,3 +961,63 @@ async fn recv<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> T {
         .expect("a webhook delivery within 10 s")
         .expect("receiver open")
 }
+
+#[tokio::test]
+async fn users_file_reports_and_rules_force_violation() {
+    let fake = seeded(Flavor::Mastodon).await;
+    fake.add_token("alice", &["write"], Some(3));
+    let h = Http::new(&fake);
+    let (s, r) = h
+        .post(
+            "/api/v1/reports",
+            Some("alice"),
+            &[
+                ("account_id", "4"),
+                ("category", "spam"),
+                ("rule_ids[]", "2"),
+                ("comment", "bad"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(r["category"], "violation", "rule_ids force violation");
+    assert_eq!(r["rule_ids"], json!(["2"]));
+    assert!(
+        r.get("account").is_none(),
+        "the user-facing entity has no reporter"
+    );
+    let id = r["id"].as_str().unwrap().to_owned();
+    let (_, _, admin) = h
+        .get(&format!("/api/v1/admin/reports/{id}"), Some("owner"))
+        .await;
+    assert_eq!(admin["account"]["id"], "3");
+    assert_eq!(admin["rules"][0]["text"], "Be kind");
+    assert_eq!(
+        h.post("/api/v1/reports", Some("alice"), &[("account_id", "999")])
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        h.post(
+            "/api/v1/reports",
+            Some("reports-only"),
+            &[("account_id", "4")]
+        )
+        .await
+        .0,
+        403
+    );
+
+    let gts = seeded(Flavor::GoToSocial).await;
+    gts.add_token("alice", &["write"], Some(3));
+    let (_, r) = Http::new(&gts)
+        .post(
+            "/api/v1/reports",
+            Some("alice"),
+            &[("account_id", "4"), ("category", "spam")],
+        )
+        .await;
+    assert_eq!(r["category"], "other", "GoToSocial ignores category");
+    assert_eq!(r["status_ids"], Value::Null);
+}
