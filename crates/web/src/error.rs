@@ -203,6 +203,8 @@ pub(crate) async fn render_errors(req: Request, next: Next) -> Response {
     }
     let body = match resp.extensions().get::<ErrorBody>() {
         Some(b) => b.clone(),
+        // A handler's own error page (the login form with its message): leave it alone.
+        None if axum::body::HttpBody::size_hint(resp.body()).exact() != Some(0) => return resp,
         None => {
             // An error axum produced (405, 413 from a limit, …) or an empty error response.
             let e = match status {
