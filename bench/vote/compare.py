@@ -6,6 +6,9 @@ Peers (installed into bench/vote/.venv by ./setup.sh):
   - votekit 3.5.0: FastSTV(transfer="fractional", quota="droop")  (WIG-style, float)
   - STVPoll 0.5.6: calculate_scottish_stv (Scottish STV, 5-decimal rounding)
 
+Peer budgets for `bench` (seconds, env): PEER_BUDGET (default 900) for votekit on the 1M file
+and for votekit Schulze; PEER_MEEK_BUDGET (default 120) for pref_voting's stv_meek on the 1M file.
+
 Usage:
   .venv/bin/python compare.py real            # the 9 real wards in shared/data/ballots
   .venv/bin/python compare.py random [N]      # N random profiles (gen_ballots.py), default 30
@@ -178,10 +181,14 @@ def bench():
                         "--candidates", "100", "--seats", "1", "--seed", "7"], check=True)
     for rule in ("meek", "wigm", "scottish"):
         won, rd, ct = ours(rule, big)
-        print(f"ours {rule} 1M ballots/30 cands/7 seats: read {rd:.3f}s count {ct:.3f}s elected {sorted(won)}")
+        print(f"ours {rule} 1M ballots/30 cands/7 seats: read {rd:.3f}s count {ct:.3f}s elected {sorted(won)}", flush=True)
     cands, seats, ballots = read_blt(big)
     peer_budget = float(os.environ.get("PEER_BUDGET", "900"))
-    for name, fn in (("votekit FastSTV fractional", votekit_fractional), ("pref_voting stv_meek", pv_meek)):
+    meek_budget = float(os.environ.get("PEER_MEEK_BUDGET", "120"))
+    for name, fn, budget in (
+        ("votekit FastSTV fractional", votekit_fractional, peer_budget),
+        ("pref_voting stv_meek", pv_meek, meek_budget),
+    ):
         # Each peer in its own process with a time budget.
         code = (
             "import sys, time; sys.path.insert(0, %r); import compare as c; "
@@ -189,10 +196,10 @@ def bench():
             "w = c.%s(cands, seats, ballots); print('%%.3f' %% (time.perf_counter() - t), sorted(w))"
         ) % (str(HERE), str(big), fn.__name__)
         try:
-            r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=peer_budget)
-            print(f"peer {name} 1M ballots: {r.stdout.strip() or r.stderr.strip()[-300:]}")
+            r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=budget)
+            print(f"peer {name} 1M ballots: {r.stdout.strip() or r.stderr.strip()[-300:]}", flush=True)
         except subprocess.TimeoutExpired:
-            print(f"peer {name} 1M ballots: did not finish within {peer_budget:.0f}s")
+            print(f"peer {name} 1M ballots: did not finish within {budget:.0f}s", flush=True)
     out = subprocess.run([str(BIN), "schulze", str(sch)], capture_output=True, text=True, check=True).stdout
     print("ours schulze 100 cands x 100k ballots:", out.replace("\n", "  "))
     code = (
