@@ -15,8 +15,9 @@
 //! final primal:        maximise ℓ  s.t.  Σ_B λ_B = 1, λ ≥ 0,  Σ_B λ_B·c_t(B) ≥ ℓ·size_t
 //! ```
 //! The master's value is at most the true optimum and the pricing value at least it, so on
-//! stopping the smallest probability is within `EPS` of optimal. The LP relaxation of the
-//! whole problem bounds the optimum from above; column generation also stops on reaching it.
+//! stopping the smallest probability is within `EPS` (plus the branch and bound's pruning
+//! tolerance, 1e-7) of optimal. The LP relaxation of the whole problem bounds the optimum
+//! from above; column generation also stops within `EPS` of it.
 
 use microlp::{ComparisonOp, OptimizationDirection, Problem, Variable};
 
@@ -24,7 +25,7 @@ use crate::mip::Model;
 use crate::Error;
 
 /// Stopping tolerance of column generation (on the smallest probability).
-pub const EPS: f64 = 1e-9;
+pub const EPS: f64 = 1e-8;
 
 /// A probability distribution over feasible panels.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +43,7 @@ pub struct Distribution {
     pub panels_generated: usize,
     /// The LP-relaxation bound: no distribution has a higher smallest probability.
     pub upper_bound: f64,
-    /// Whether the smallest probability is proven optimal (within 1e-9). False only when the
+    /// Whether the smallest probability is proven optimal (within 2e-7). False only when the
     /// integer search hit its node limit; the result is then still valid, and `upper_bound`
     /// says how far from optimal it can be.
     pub proven_optimal: bool,
