@@ -123,6 +123,18 @@ pub async fn fresh_postgres() -> Db {
     connect_migrated(&fresh_postgres_url().await).await
 }
 
+/// The URL of a test database made by [`fresh_sqlite`] or [`fresh_postgres`] (for handing to
+/// a `guildhall` process). Panics for PostgreSQL when `GUILDHALL_TEST_POSTGRES` is unset.
+pub fn url_of(db: &Db) -> String {
+    match db {
+        Db::Sqlite(p) => format!("sqlite://{}", p.connect_options().get_filename().display()),
+        Db::Postgres(p) => replace_database(
+            &postgres_server_url(),
+            p.connect_options().get_database().unwrap_or("postgres"),
+        ),
+    }
+}
+
 /// Closes `db` and removes it: deletes the SQLite file (and its WAL files) or drops the
 /// PostgreSQL database. Errors are ignored (the test's outcome is what matters).
 pub async fn dispose(db: Db) {
@@ -190,6 +202,19 @@ pub async fn test_job_runs(db: &Db) -> Result<Vec<(i64, String, i64)>, crate::Db
     Ok(crate::on_pool!(db, p => sqlx::query_as(
         "SELECT job_id, worker, attempt FROM test_job_runs ORDER BY job_id, attempt")
         .fetch_all(p).await)?)
+}
+
+/// Simulates an attacker with full database access: drops the audit log's append-only triggers
+/// and rewrites entry `seq`'s after-JSON (for tests of `verify-audit`).
+pub async fn tamper_audit_entry(db: &Db, seq: i64, after_json: &str) -> Result<(), crate::DbError> {
+    let drop_trigger = match db.backend() {
+        crate::Backend::Sqlite => "DROP TRIGGER IF EXISTS audit_log_no_update",
+        crate::Backend::Postgres => "DROP TRIGGER IF EXISTS audit_log_no_update ON audit_log",
+    };
+    crate::on_pool!(db, p => sqlx::query(drop_trigger).execute(p).await.map(|r| r.rows_affected()))?;
+    crate::on_pool!(db, p => sqlx::query("UPDATE audit_log SET after_json = $1 WHERE seq = $2")
+        .bind(after_json).bind(seq).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(())
 }
 
 /// What a [`db_test!`](crate::db_test) body may return.
