@@ -370,6 +370,41 @@ mod tests {
     }
 
     #[test]
+    fn flattens_into_a_top_level_command_cleanly() {
+        use clap::CommandFactory;
+        #[derive(clap::Parser)]
+        struct Top {
+            #[command(subcommand)]
+            c: TopCmd,
+        }
+        #[derive(clap::Subcommand)]
+        enum TopCmd {
+            #[command(flatten)]
+            Vote(Command),
+            Serve,
+        }
+        Top::command().debug_assert();
+        let t = Top::try_parse_from([
+            "guildhall",
+            "delegate",
+            "resolve",
+            "--delegations",
+            "d",
+            "--voters",
+            "v",
+            "--issue",
+            "i",
+            "--area",
+            "a",
+        ]);
+        assert!(matches!(
+            t.map(|t| t.c),
+            Ok(TopCmd::Vote(Command::Delegate { .. }))
+        ));
+        T::command().debug_assert();
+    }
+
+    #[test]
     fn schulze_prints_ranking() {
         let f = data("preflib/00002-00000005.soi");
         let out = run_args(&["t", "schulze", &f]);
