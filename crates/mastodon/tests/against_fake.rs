@@ -969,10 +969,9 @@ mod webhooks {
         let got = recv(&mut rx).await;
         assert!(got.unwrap_err().contains("does not match"));
         let d = fake.wait_for_deliveries(3, Duration::from_secs(5)).await;
-        assert_eq!(
-            d[2].status,
-            Some(401),
-            "the refused delivery was seen as refused"
+        assert!(
+            d.iter().any(|x| x.status == Some(401)),
+            "the refused delivery was seen as refused: {d:?}"
         );
     }
 }
