@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use guildhall_vote::ballot::read_path;
-use guildhall_vote::delegate::{Delegation, Resolver, Scope};
+use guildhall_vote::delegate::{Delegation, Resolver, Scope, Subject};
 use guildhall_vote::methods::schulze;
 use guildhall_vote::stv::{count, Rule};
 
@@ -87,7 +87,7 @@ fn main() {
                     if chain % 101 == 100 {
                         ds.push(Delegation {
                             truster: i,
-                            scope: Scope::Unit,
+                            scope: Scope::Unit(0),
                             trustee: Some(chain * depth),
                         });
                     } else {
@@ -98,7 +98,7 @@ fn main() {
                 if i % 7 == 0 {
                     ds.push(Delegation {
                         truster: i,
-                        scope: Scope::Unit,
+                        scope: Scope::Unit(0),
                         trustee: Some((i.wrapping_mul(2_654_435_761)) % n),
                     });
                     ds.push(Delegation {
@@ -109,7 +109,7 @@ fn main() {
                 } else {
                     ds.push(Delegation {
                         truster: i,
-                        scope: Scope::Unit,
+                        scope: Scope::Unit(0),
                         trustee: Some(i + 1),
                     });
                 }
@@ -122,7 +122,12 @@ fn main() {
                 }
             }
             let t0 = Instant::now();
-            let r = Resolver::resolve(n as usize, &ds, 1, 1, &direct);
+            let subject = Subject {
+                unit: 0,
+                area: 1,
+                issue: 1,
+            };
+            let r = Resolver::resolve(n as usize, &ds, subject, &direct);
             let t1 = Instant::now();
             let s = r.summary;
             println!(

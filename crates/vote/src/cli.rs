@@ -82,7 +82,7 @@ pub enum DelegateCommand {
     /// Resolve delegations for one issue: each direct voter's weight and every voter's chain.
     Resolve {
         /// Delegations CSV: `truster,scope,target,trustee` (scope unit|area|issue; target
-        /// the area or issue id, empty for unit; empty trustee = explicit "no delegation").
+        /// the unit, area or issue id; empty trustee = explicit "no delegation").
         #[arg(long)]
         delegations: PathBuf,
         /// Direct voters: one voter id per line.
@@ -91,6 +91,10 @@ pub enum DelegateCommand {
         /// The issue being decided.
         #[arg(long)]
         issue: String,
+        /// The unit the area belongs to (unit rows naming another unit are ignored; without
+        /// this option every unit row applies).
+        #[arg(long)]
+        unit: Option<String>,
         /// The area the issue belongs to.
         #[arg(long)]
         area: String,
@@ -200,11 +204,13 @@ pub fn run_to(cmd: Command, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 delegations,
                 voters,
                 issue,
+                unit,
                 area,
                 explain,
                 json,
             } => crate::delegate::cli_resolve(
                 &delegations,
+                unit.as_deref(),
                 &voters,
                 &issue,
                 &area,

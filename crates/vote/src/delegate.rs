@@ -25,7 +25,7 @@ use serde::Serialize;
 #[serde(tag = "scope", content = "id", rename_all = "lowercase")]
 pub enum Scope {
     /// The whole unit (organisation).
-    Unit,
+    Unit(u32),
     /// One subject area of the unit.
     Area(u32),
     /// One issue.
@@ -35,7 +35,7 @@ pub enum Scope {
 impl Scope {
     fn rank(self) -> u8 {
         match self {
-            Scope::Unit => 1,
+            Scope::Unit(_) => 1,
             Scope::Area(_) => 2,
             Scope::Issue(_) => 3,
         }
@@ -52,6 +52,17 @@ pub struct Delegation {
     pub scope: Scope,
     /// To whom (`None`: do not delegate at this scope).
     pub trustee: Option<u32>,
+}
+
+/// The issue being decided, with the area and unit it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Subject {
+    /// The unit (organisation) the area belongs to.
+    pub unit: u32,
+    /// The area the issue belongs to.
+    pub area: u32,
+    /// The issue.
+    pub issue: u32,
 }
 
 /// What happened to one voter's vote.
@@ -111,22 +122,22 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    /// Resolves the delegations of `voters` voters (ids `0..voters`) for the issue `issue`
-    /// in area `area`; `direct` lists the direct voters. Delegations naming voters out of
-    /// range are ignored; at equal specificity the later record wins.
+    /// Resolves the delegations of `voters` voters (ids `0..voters`) for `subject` (an
+    /// issue in an area of a unit); `direct_voters` lists the direct voters. Delegations for
+    /// other units, areas or issues, and those naming voters out of range or delegating to
+    /// themselves, are ignored; at equal specificity the later record wins.
     pub fn resolve(
         voters: usize,
         delegations: &[Delegation],
-        issue: u32,
-        area: u32,
+        subject: Subject,
         direct_voters: &[u32],
     ) -> Resolver {
         let mut effective: Vec<Option<(Scope, Option<u32>)>> = vec![None; voters];
         for d in delegations {
             let applies = match d.scope {
-                Scope::Unit => true,
-                Scope::Area(a) => a == area,
-                Scope::Issue(i) => i == issue,
+                Scope::Unit(u) => u == subject.unit,
+                Scope::Area(a) => a == subject.area,
+                Scope::Issue(i) => i == subject.issue,
             };
             let t = d.truster as usize;
             if !applies || t >= voters || d.trustee.is_some_and(|x| x as usize >= voters) {
@@ -285,10 +296,12 @@ pub struct BadRow {
 }
 
 /// Reads a delegation table `truster,scope,target,trustee` for one issue; returns the
-/// delegations (with scope targets interned as 1 = this area / this issue, 0 = another)
-/// and the rejected rows.
+/// delegations (with scope targets interned as 1 = this unit / area / issue, 0 = another;
+/// a unit row without a target, or any unit row when `unit` is `None`, is this unit) and
+/// the rejected rows.
 fn read_delegations(
     text: &str,
+    unit: Option<&str>,
     issue: &str,
     area: &str,
     voters: &mut Ids,
@@ -339,7 +352,9 @@ fn read_delegations(
             continue;
         }
         let sc = match scope {
-            "unit" => Scope::Unit,
+            "unit" => Scope::Unit(u32::from(
+                target.is_empty() || unit.is_none_or(|u| u == target),
+            )),
             "area" => Scope::Area(u32::from(target == area)),
             "issue" => Scope::Issue(u32::from(target == issue)),
             other => {
@@ -409,7 +424,7 @@ fn describe(link: &Link, names: &[String]) -> String {
         None => format!("{who} neither votes nor delegates"),
         Some((scope, trustee)) => {
             let s = match scope {
-                Scope::Unit => "unit",
+                Scope::Unit(_) => "unit",
                 Scope::Area(_) => "area",
                 Scope::Issue(_) => "issue",
             };
@@ -422,8 +437,10 @@ fn describe(link: &Link, names: &[String]) -> String {
 }
 
 /// `guildhall delegate resolve`: reads the tables, resolves, prints.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn cli_resolve(
     delegations: &Path,
+    unit: Option<&str>,
     voters_file: &Path,
     issue: &str,
     area: &str,
@@ -437,7 +454,7 @@ pub(crate) fn cli_resolve(
     let vtext = std::fs::read_to_string(voters_file)
         .with_context(|| format!("reading {}", voters_file.display()))?;
     let mut ids = Ids::default();
-    let (dels, bad) = read_delegations(&dtext, issue, area, &mut ids);
+    let (dels, bad) = read_delegations(&dtext, unit, issue, area, &mut ids);
     for b in &bad {
         eprintln!("{}:{}: {}", delegations.display(), b.line, b.reason);
     }
@@ -450,7 +467,12 @@ pub(crate) fn cli_resolve(
     for e in explain {
         ids.get(e);
     }
-    let r = Resolver::resolve(ids.names.len(), &dels, 1, 1, &direct);
+    let here = Subject {
+        unit: 1,
+        area: 1,
+        issue: 1,
+    };
+    let r = Resolver::resolve(ids.names.len(), &dels, here, &direct);
     let mut weights: Vec<(&str, u64)> = (0..ids.names.len())
         .filter(|&v| r.weights[v] > 0)
         .map(|v| (ids.names[v].as_str(), r.weights[v]))
@@ -513,6 +535,14 @@ pub(crate) fn cli_resolve(
 mod tests {
     use super::*;
 
+    fn at(area: u32, issue: u32) -> Subject {
+        Subject {
+            unit: 0,
+            area,
+            issue,
+        }
+    }
+
     fn d(truster: u32, scope: Scope, trustee: Option<u32>) -> Delegation {
         Delegation {
             truster,
@@ -525,20 +555,20 @@ mod tests {
     fn most_specific_scope_wins_and_null_blocks() {
         // 0 -> unit 1, area(7) 2, issue(9) 3; 4 -> unit 1 but area(7) none; 5 -> area(8) 2.
         let ds = [
-            d(0, Scope::Unit, Some(1)),
+            d(0, Scope::Unit(0), Some(1)),
             d(0, Scope::Issue(9), Some(3)),
             d(0, Scope::Area(7), Some(2)),
-            d(4, Scope::Unit, Some(1)),
+            d(4, Scope::Unit(0), Some(1)),
             d(4, Scope::Area(7), None),
             d(5, Scope::Area(8), Some(2)),
         ];
-        let r = Resolver::resolve(6, &ds, 9, 7, &[1, 2, 3]);
+        let r = Resolver::resolve(6, &ds, at(7, 9), &[1, 2, 3]);
         assert_eq!(r.outcomes[0], Outcome::Via(3));
         assert_eq!(r.outcomes[4], Outcome::Abstained);
         assert_eq!(r.outcomes[5], Outcome::Abstained);
-        let r = Resolver::resolve(6, &ds, 10, 7, &[1, 2, 3]);
+        let r = Resolver::resolve(6, &ds, at(7, 10), &[1, 2, 3]);
         assert_eq!(r.outcomes[0], Outcome::Via(2));
-        let r = Resolver::resolve(6, &ds, 10, 8, &[1, 2, 3]);
+        let r = Resolver::resolve(6, &ds, at(8, 10), &[1, 2, 3]);
         assert_eq!(r.outcomes[0], Outcome::Via(1));
         assert_eq!(r.outcomes[4], Outcome::Via(1));
         assert_eq!(r.outcomes[5], Outcome::Via(2));
@@ -546,14 +576,27 @@ mod tests {
     }
 
     #[test]
+    fn delegations_of_other_units_do_not_apply() {
+        let ds = [d(0, Scope::Unit(5), Some(1)), d(2, Scope::Unit(0), Some(1))];
+        let r = Resolver::resolve(3, &ds, at(0, 0), &[1]);
+        assert_eq!(r.outcomes[0], Outcome::Abstained);
+        assert_eq!(r.outcomes[2], Outcome::Via(1));
+        let mut ids = Ids::default();
+        let text = "ann,unit,u1,bob\ncy,unit,u2,bob\ndan,unit,,bob\n";
+        let (ds, _) = read_delegations(text, Some("u1"), "i", "a", &mut ids);
+        let units: Vec<Scope> = ds.iter().map(|x| x.scope).collect();
+        assert_eq!(units, vec![Scope::Unit(1), Scope::Unit(0), Scope::Unit(1)]);
+    }
+
+    #[test]
     fn direct_vote_overrides_and_chains_are_transitive() {
         // 0 -> 1 -> 2 -> 3; 2 votes directly.
         let ds = [
-            d(0, Scope::Unit, Some(1)),
-            d(1, Scope::Unit, Some(2)),
-            d(2, Scope::Unit, Some(3)),
+            d(0, Scope::Unit(0), Some(1)),
+            d(1, Scope::Unit(0), Some(2)),
+            d(2, Scope::Unit(0), Some(3)),
         ];
-        let r = Resolver::resolve(4, &ds, 0, 0, &[2, 3]);
+        let r = Resolver::resolve(4, &ds, at(0, 0), &[2, 3]);
         assert_eq!(r.outcomes[2], Outcome::Direct);
         assert_eq!(r.outcomes[0], Outcome::Via(2));
         assert_eq!(r.weights[2], 3);
@@ -565,7 +608,7 @@ mod tests {
         );
         assert!(chain[2].direct);
         // Nobody votes at the end: dead end.
-        let r = Resolver::resolve(4, &ds, 0, 0, &[]);
+        let r = Resolver::resolve(4, &ds, at(0, 0), &[]);
         assert_eq!(r.outcomes[0], Outcome::DeadEnd(3));
         assert_eq!(r.summary.dead_end, 3);
         assert_eq!(r.summary.abstained, 1);
@@ -575,15 +618,15 @@ mod tests {
     fn cycles_end_harmlessly() {
         // 0 -> 1 -> 2 -> 0 cycle, 3 -> 0 leads into it; 4 -> 5 <-> 6 where 6 votes.
         let ds = [
-            d(0, Scope::Unit, Some(1)),
-            d(1, Scope::Unit, Some(2)),
-            d(2, Scope::Unit, Some(0)),
-            d(3, Scope::Unit, Some(0)),
-            d(4, Scope::Unit, Some(5)),
-            d(5, Scope::Unit, Some(6)),
-            d(6, Scope::Unit, Some(5)),
+            d(0, Scope::Unit(0), Some(1)),
+            d(1, Scope::Unit(0), Some(2)),
+            d(2, Scope::Unit(0), Some(0)),
+            d(3, Scope::Unit(0), Some(0)),
+            d(4, Scope::Unit(0), Some(5)),
+            d(5, Scope::Unit(0), Some(6)),
+            d(6, Scope::Unit(0), Some(5)),
         ];
-        let r = Resolver::resolve(7, &ds, 0, 0, &[6]);
+        let r = Resolver::resolve(7, &ds, at(0, 0), &[6]);
         for v in 0..4 {
             assert_eq!(r.outcomes[v], Outcome::Cycle, "voter {v}");
         }
@@ -604,11 +647,11 @@ mod tests {
             let mut ds = Vec::new();
             for t in 0..n {
                 if lot.below(3) > 0 {
-                    ds.push(d(t as u32, Scope::Unit, Some(lot.below(n) as u32)));
+                    ds.push(d(t as u32, Scope::Unit(0), Some(lot.below(n) as u32)));
                 }
             }
             let direct: Vec<u32> = (0..n as u32).filter(|_| lot.below(4) == 0).collect();
-            let r = Resolver::resolve(n, &ds, 0, 0, &direct);
+            let r = Resolver::resolve(n, &ds, at(0, 0), &direct);
             let s = r.summary;
             assert_eq!(r.weights.iter().sum::<u64>(), s.direct + s.delegated);
             assert_eq!(
@@ -630,10 +673,10 @@ mod tests {
         let (n, depth) = (1_000_000u32, 1000u32);
         let ds: Vec<Delegation> = (0..n)
             .filter(|i| i % depth != depth - 1)
-            .map(|i| d(i, Scope::Unit, Some(i + 1)))
+            .map(|i| d(i, Scope::Unit(0), Some(i + 1)))
             .collect();
         let direct: Vec<u32> = (0..n).filter(|i| i % depth == depth - 1).collect();
-        let r = Resolver::resolve(n as usize, &ds, 0, 0, &direct);
+        let r = Resolver::resolve(n as usize, &ds, at(0, 0), &direct);
         assert_eq!(r.summary.direct, 1000);
         assert_eq!(r.summary.delegated, 999_000);
         assert!(direct.iter().all(|&v| r.weights[v as usize] == 1000));
@@ -646,7 +689,7 @@ mod tests {
         let text = "truster,scope,target,trustee\nann,unit,,bob\nann,unit,,cy\nbob,area,,cy\n\
                     cy,galaxy,x,ann\ndan,issue,i1,dan\neve,issue,i1,\nfay,area,a1,bob\n";
         let mut ids = Ids::default();
-        let (ds, bad) = read_delegations(text, "i1", "a1", &mut ids);
+        let (ds, bad) = read_delegations(text, None, "i1", "a1", &mut ids);
         let lines: Vec<usize> = bad.iter().map(|b| b.line).collect();
         assert_eq!(lines, vec![3, 4, 5, 6]);
         assert_eq!(ds.len(), 3);
