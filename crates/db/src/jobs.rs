@@ -873,4 +873,60 @@ mod tests {
             assert!(pj.last_error.unwrap().contains("panicked"));
         }
     );
+
+    db_test!(
+        heartbeats_keep_a_long_job_from_being_taken_twice,
+        |db| async move {
+            // The job takes several leases' time; the heartbeat must keep the other worker off it.
+            let runs = Arc::new(AtomicUsize::new(0));
+            let mut registry = Registry::new();
+            let r = runs.clone();
+            registry.register("slow", move |_job: Job| {
+                let r = r.clone();
+                async move {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(1200)).await;
+                    Ok(())
+                }
+            });
+            let id = db
+                .enqueue(&NewJob::new("slow", json!(null)))
+                .await
+                .unwrap()
+                .unwrap();
+            let (stop, rx) = tokio::sync::watch::channel(false);
+            let mut handles = Vec::new();
+            for w in 0..2 {
+                let config = WorkerConfig {
+                    name: format!("w{w}"),
+                    concurrency: 1,
+                    poll_interval: Duration::from_millis(20),
+                    lease: Duration::from_millis(300),
+                    backoff: NO_WAIT,
+                };
+                let mut rx = rx.clone();
+                handles.push(tokio::spawn(run_worker(
+                    db.clone(),
+                    registry.clone(),
+                    config,
+                    async move {
+                        let _ = rx.wait_for(|v| *v).await;
+                    },
+                )));
+            }
+            for _ in 0..500 {
+                if db.job(id).await.unwrap().unwrap().state == JobState::Done {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = stop.send(true);
+            for h in handles {
+                h.await.unwrap();
+            }
+            let j = db.job(id).await.unwrap().unwrap();
+            assert_eq!((j.state, j.attempts), (JobState::Done, 1));
+            assert_eq!(runs.load(Ordering::SeqCst), 1);
+        }
+    );
 }

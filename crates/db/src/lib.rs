@@ -23,6 +23,7 @@ use sqlx::sqlite::{
 
 pub mod accounts;
 pub mod audit;
+pub mod instances;
 pub mod invitations;
 pub mod jobs;
 pub mod orgs;

@@ -130,6 +130,19 @@ async fn enable_test_jobs(config: &Config, db: &Db) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Removes expired sessions now and every ten minutes (any replica may do it; it is idempotent).
+fn spawn_session_cleanup(db: Db) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            if let Err(e) = db.delete_expired_sessions().await {
+                eprintln!("guildhall: removing expired sessions failed: {e}");
+            }
+        }
+    })
+}
+
 /// Completes on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -206,7 +219,9 @@ pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         }
         out.flush()?;
         let server = tokio::spawn(guildhall_web::serve(listener, state, stopped(stop_rx)));
+        let cleanup = spawn_session_cleanup(db.clone());
         shutdown_signal().await;
+        cleanup.abort();
         let _ = stop_tx.send(true);
         server.await.context("the HTTP server task")??;
         if let Some(w) = worker {

@@ -262,3 +262,60 @@ db_test!(rotate_key_re_encrypts_every_secret, |db| async move {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 });
+
+db_test!(
+    worker_finishes_its_job_and_exits_on_sigterm,
+    |db| async move {
+        use guildhall_db::jobs::{JobState, NewJob};
+        let dir = temp_dir("sigterm");
+        let url = db_url(&db);
+        testing::create_test_job_runs(&db).await.unwrap();
+        let id = db
+            .enqueue(&NewJob::new(
+                testing::TEST_JOB_KIND,
+                serde_json::json!({ "sleep_ms": 1500 }),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let env = [
+            ("GUILDHALL_DATABASE_URL", url.as_str()),
+            ("GUILDHALL_TEST_JOBS", "1"),
+            ("GUILDHALL_WORKER_POLL_INTERVAL_MS", "50"),
+            (
+                "GUILDHALL_SECRET_KEY",
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+            ),
+        ];
+        let mut child = guildhall(&dir, &["worker"], &env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut claimed = false;
+        for _ in 0..2400 {
+            if db.job(id).await.unwrap().unwrap().state == JobState::Running {
+                claimed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(claimed, "the worker never claimed the job");
+        let term = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
+        let status = child.wait().unwrap();
+        assert!(
+            status.success(),
+            "worker exit status after SIGTERM: {status}"
+        );
+        // It finished the job it held before exiting.
+        let job = db.job(id).await.unwrap().unwrap();
+        assert_eq!((job.state, job.attempts), (JobState::Done, 1));
+        assert_eq!(testing::test_job_runs(&db).await.unwrap().len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+);
