@@ -409,3 +409,79 @@ db_test!(probes_metrics_openapi_audit_and_jobs, |db| async move {
     assert!(m.contains("guildhall_http_request_duration_seconds_bucket{method=\"GET\",route=\"/healthz\",status=\"200\",le=\"+Inf\"} 1"));
     assert!(m.contains("route=\"unmatched\""));
 });
+
+/// Every visible form control of a page has an `id` and a `<label for=…>`; the page has a
+/// `<main>` landmark, a skip link, and (signed in) a labelled navigation.
+fn check_accessible(path: &str, html: &str, signed_in: bool, failures: &mut Vec<String>) {
+    for needle in [
+        "<main id=\"main\"",
+        "class=\"skip\" href=\"#main\"",
+        "<html lang=\"en\">",
+    ] {
+        if !html.contains(needle) {
+            failures.push(format!("{path}: no {needle}"));
+        }
+    }
+    if signed_in && !html.contains("<nav aria-label=\"Main\">") {
+        failures.push(format!("{path}: no labelled navigation"));
+    }
+    for tag in ["<input", "<select"] {
+        for (i, _) in html.match_indices(tag) {
+            let end = html[i..].find('>').map(|e| i + e).unwrap_or(html.len());
+            let el = &html[i..end];
+            if el.contains("type=\"hidden\"") {
+                continue;
+            }
+            let Some(id_at) = el.find(" id=\"") else {
+                failures.push(format!("{path}: control without id: {el}"));
+                continue;
+            };
+            let id = &el[id_at + 5..];
+            let id = &id[..id.find('"').unwrap_or(id.len())];
+            if !html.contains(&format!("<label for=\"{id}\"")) {
+                failures.push(format!("{path}: no label for #{id}"));
+            }
+        }
+    }
+}
+
+db_test!(
+    pages_have_landmarks_and_labelled_controls,
+    |db| async move {
+        let app = guildhall_web::router(state(&db));
+        let mut failures = Vec::new();
+        let mut anon = Client::new(app.clone());
+        let r = anon.get("/setup").await;
+        check_accessible("/setup", &r.body, false, &mut failures);
+        let admin = account(&db, "admin@a.example", true).await;
+        let org_a = org(&db, "Org A", admin).await;
+        let mut c = signed_in(&db, &app, admin).await;
+        let r = c
+            .post_form(&format!("/orgs/{org_a}/invitations"), &[("role", "member")])
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+        check_accessible("invitation created", &r.body, true, &mut failures);
+        let link = r.body.split("/invite/").nth(1).unwrap();
+        let token = &link[..link.find('"').unwrap()];
+        let r = anon.get(&format!("/invite/{token}")).await;
+        assert_eq!(r.status, StatusCode::OK);
+        check_accessible("/invite/…", &r.body, false, &mut failures);
+        dead_job(&db, "a11y").await;
+        for path in [
+            "/orgs".to_owned(),
+            format!("/orgs/{org_a}"),
+            format!("/orgs/{org_a}/invitations"),
+            format!("/orgs/{org_a}/audit"),
+            "/tokens".to_owned(),
+            "/admin/jobs".to_owned(),
+            "/admin/audit".to_owned(),
+        ] {
+            let r = c.get(&path).await;
+            assert_eq!(r.status, StatusCode::OK, "{path}");
+            check_accessible(&path, &r.body, true, &mut failures);
+        }
+        let r = anon.get("/login").await;
+        check_accessible("/login", &r.body, false, &mut failures);
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+);
