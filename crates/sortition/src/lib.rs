@@ -12,6 +12,11 @@
 //!
 //! Every panel the engine returns has exactly the panel size, meets every quota, and has at
 //! most one person per household when the household rule is on ([`check_panel`]).
+//!
+//! Compatibility with `sortition-algorithms`: the same CSV columns (`category,name` accepted
+//! for `feature,value`); feature values are matched exactly after trimming spaces; household
+//! addresses are compared case-insensitively. Its settings TOML is not read: the id column,
+//! columns to keep and household columns are given as [`Settings`] (command-line flags).
 
 pub mod cli;
 pub mod input;
