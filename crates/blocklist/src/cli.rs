@@ -15,7 +15,7 @@ use crate::diff::{diff, DiffOptions, Ownership};
 use crate::merge::{
     allow_set, ImportFields, MergeOptions, MergePlan, Merger, SourceOptions, ThresholdType,
 };
-use crate::read::{read_bytes, Format};
+use crate::read::{read_bytes, read_compact, Compact, Format};
 use crate::types::{Blocklist, Level, Severity};
 use crate::write;
 
@@ -389,16 +389,16 @@ trait TakeLimit: std::io::Read + Sized {
 }
 impl<R: std::io::Read> TakeLimit for R {}
 
-fn load(spec: &SourceSpec) -> anyhow::Result<Blocklist> {
+fn load(spec: &SourceSpec) -> anyhow::Result<Compact> {
     let bytes = fetch(&spec.location)?;
     let origin = spec
         .location
         .split_once("#token=")
         .map_or(spec.location.as_str(), |(u, _)| u);
-    Ok(read_bytes(&bytes, origin, spec.format))
+    Ok(read_compact(&bytes, origin, spec.format))
 }
 
-fn report_problems(l: &Blocklist, err: &mut dyn Write) -> std::io::Result<()> {
+fn report_problems(l: &Compact, err: &mut dyn Write) -> std::io::Result<()> {
     let shown: Vec<_> = l
         .problems
         .iter()
@@ -421,7 +421,7 @@ fn report_problems(l: &Blocklist, err: &mut dyn Write) -> std::io::Result<()> {
 /// Loads sources on worker threads (reading ahead) and feeds them to `f` in source order.
 fn load_in_order(
     specs: &[SourceSpec],
-    mut f: impl FnMut(&SourceSpec, Blocklist) -> anyhow::Result<()>,
+    mut f: impl FnMut(&SourceSpec, Compact) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get().clamp(1, 8))
@@ -429,7 +429,7 @@ fn load_in_order(
     std::thread::scope(|s| {
         let mut rxs = Vec::with_capacity(threads);
         for k in 0..threads {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<anyhow::Result<Blocklist>>(2);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<anyhow::Result<Compact>>(2);
             rxs.push(rx);
             s.spawn(move || {
                 for spec in specs.iter().skip(k).step_by(threads) {
@@ -557,15 +557,15 @@ fn merge_cmd(a: &MergeArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow:
         if save_intermediate {
             let name = format!("{}.csv", list.origin.replace('/', "-"));
             let mut f = std::io::BufWriter::new(std::fs::File::create(savedir.join(name))?);
-            write::write_fbh_csv(&mut f, &list.entries, &export)?;
+            write::write_fbh_csv(&mut f, &list.entries(), &export)?;
         }
-        merger.add_owned(spec.opts.clone(), list);
+        merger.add_compact(spec.opts.clone(), list);
         Ok(())
     })?;
     let mut allow_lists = Vec::new();
     load_in_order(&allow_specs, |_, list| {
         report_problems(&list, err)?;
-        allow_lists.push(list);
+        allow_lists.push(list.into_blocklist());
         Ok(())
     })?;
     let allow: FxHashSet<String> = allow_set(allow_lists.iter(), &a.allow);

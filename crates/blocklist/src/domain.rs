@@ -1,5 +1,7 @@
 //! Domain normalisation (as Mastodon stores domains), canary detection and digests.
 
+use std::borrow::Cow;
+
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -41,25 +43,72 @@ pub struct Normalized {
 /// Leading dots are removed too (and reported). A domain containing `*` is returned lower-cased
 /// and flagged `obfuscated` without further checks.
 pub fn normalize_domain(raw: &str) -> Result<Normalized, DomainError> {
-    // Fast path: already canonical (the vast majority of real rows).
+    let n = normalize_domain_ref(raw)?;
+    Ok(Normalized {
+        domain: n.domain.into_owned(),
+        had_leading_dot: n.had_leading_dot,
+        obfuscated: n.obfuscated,
+        changed: n.changed,
+    })
+}
+
+/// [`Normalized`] borrowing the input when it is already canonical.
+pub(crate) struct NormalizedRef<'a> {
+    pub domain: Cow<'a, str>,
+    pub had_leading_dot: bool,
+    pub obfuscated: bool,
+    pub changed: bool,
+}
+
+/// [`normalize_domain`] without allocating when the input is already canonical (the vast
+/// majority of real rows: lower-case ASCII letters, digits, `-`, `_`, dots, no `xn--`).
+pub(crate) fn normalize_domain_ref(raw: &str) -> Result<NormalizedRef<'_>, DomainError> {
+    // Fast path: already canonical.
     let b = raw.as_bytes();
     if !b.is_empty()
         && b.len() <= 253
         && b[0] != b'.'
         && b[b.len() - 1] != b'.'
-        && b.iter().all(|&c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_' || c == b'.'
-        })
-        && !b.windows(4).any(|w| w == b"xn--")
-        && raw.split('.').all(|l| !l.is_empty() && l.len() <= 63)
+        && canonical_labels(b)
     {
-        return Ok(Normalized {
-            domain: raw.to_string(),
+        return Ok(NormalizedRef {
+            domain: Cow::Borrowed(raw),
             had_leading_dot: false,
             obfuscated: false,
             changed: false,
         });
     }
+    let n = normalize_slow(raw)?;
+    Ok(NormalizedRef {
+        domain: Cow::Owned(n.domain),
+        had_leading_dot: n.had_leading_dot,
+        obfuscated: n.obfuscated,
+        changed: n.changed,
+    })
+}
+
+/// Every byte `[a-z0-9_.-]`, no `xn--`, every label 1..=63 bytes (in one pass).
+fn canonical_labels(b: &[u8]) -> bool {
+    let mut label = 0usize;
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'.' {
+            if label == 0 || label > 63 {
+                return false;
+            }
+            label = 0;
+        } else if c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_' {
+            if c == b'-' && i >= 3 && &b[i - 3..=i] == b"xn--" {
+                return false;
+            }
+            label += 1;
+        } else {
+            return false;
+        }
+    }
+    label > 0 && label <= 63
+}
+
+fn normalize_slow(raw: &str) -> Result<Normalized, DomainError> {
     let trimmed = raw.trim().trim_end_matches('/').trim();
     if trimmed.is_empty() {
         return Err(DomainError::Empty);

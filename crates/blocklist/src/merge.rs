@@ -14,7 +14,8 @@ use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 use thiserror::Error;
 
 use crate::domain::{digest, parents};
-use crate::types::{BlockEntry, Blocklist, Severity};
+use crate::read::Compact;
+use crate::types::{BlockEntry, Blocklist, ObfuscatedEntry, Severity};
 
 /// How overlapping blocks of one domain combine (FediBlockHole's `mergeplan`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -263,11 +264,104 @@ pub struct MergeResult {
     pub digests_resolved: usize,
 }
 
+/// One domain's accumulator: the merged block so far (comments as interned ids).
+#[derive(Clone, Copy)]
 struct Acc {
-    entry: BlockEntry,
+    /// The domain in [`Merger::text`].
+    dom: (usize, usize),
+    hash: u64,
     weight: f64,
-    /// Packed `(source index << 2) | severity`.
-    sources: Vec<u32>,
+    pc: u32,
+    pv: u32,
+    severity: Severity,
+    reject_media: bool,
+    reject_reports: bool,
+    obfuscate: bool,
+}
+
+/// Interned strings (comments): one copy of each distinct string, id 0 is `""`.
+struct Interner {
+    text: String,
+    spans: Vec<(usize, usize)>,
+    index: HashTable<u32>,
+    /// Per comment: its non-empty `", "` tokens as a bit set over the first 64 distinct
+    /// tokens (`None` unless they are pairwise distinct and all have a bit), and whether it
+    /// has an empty token.
+    masks: Vec<Option<(u64, bool)>>,
+    tokens: FxHashMap<String, u32>,
+}
+
+impl Interner {
+    fn new() -> Interner {
+        Interner {
+            text: String::new(),
+            spans: vec![(0, 0)],
+            index: HashTable::new(),
+            masks: vec![None],
+            tokens: FxHashMap::default(),
+        }
+    }
+
+    fn get(&self, id: u32) -> &str {
+        let s = self.spans[id as usize];
+        &self.text[s.0..s.1]
+    }
+
+    /// The token bit set of a comment (see `masks`) and whether it has an empty token.
+    fn token_mask(&mut self, c: &str) -> Option<(u64, bool)> {
+        let mut mask = 0u64;
+        let mut empty = false;
+        for t in comma_split(c) {
+            if t.is_empty() {
+                empty = true;
+                continue;
+            }
+            let next = self.tokens.len() as u32;
+            let bit = *self.tokens.entry(t.to_string()).or_insert(next);
+            if bit >= 64 || mask & (1 << bit) != 0 {
+                return None;
+            }
+            mask |= 1 << bit;
+        }
+        Some((mask, empty))
+    }
+
+    fn intern(&mut self, c: &str) -> u32 {
+        if c.is_empty() {
+            return 0;
+        }
+        let h = FxBuildHasher.hash_one(c);
+        let (text, spans) = (&self.text, &self.spans);
+        if let Some(&id) = self.index.find(h, |&i| {
+            let s = spans[i as usize];
+            &text[s.0..s.1] == c
+        }) {
+            return id;
+        }
+        let m = self.token_mask(c);
+        self.masks.push(m);
+        let start = self.text.len();
+        self.text.push_str(c);
+        let id = self.spans.len() as u32;
+        self.spans.push((start, self.text.len()));
+        let (text, spans) = (&self.text, &self.spans);
+        self.index.insert_unique(h, id, |&i| {
+            let s = spans[i as usize];
+            FxBuildHasher.hash_one(&text[s.0..s.1])
+        });
+        id
+    }
+}
+
+/// The fields of one block being folded in (comments as interned ids).
+#[derive(Clone, Copy)]
+struct Part {
+    severity: Severity,
+    reject_media: bool,
+    reject_reports: bool,
+    obfuscate: bool,
+    pc: u32,
+    pv: u32,
 }
 
 fn sev_code(s: Severity) -> u32 {
@@ -382,9 +476,16 @@ pub fn apply_mergeplan(acc: &mut BlockEntry, new: &BlockEntry, plan: MergePlan) 
 pub struct Merger {
     opts: MergeOptions,
     sources: Vec<SourceOptions>,
+    /// The domains, one copy each.
+    text: String,
     /// Indexes into `accs`, hashed by domain.
     index: HashTable<u32>,
     accs: Vec<Acc>,
+    /// Every vote in fold order: `(acc index, (source index << 2) | severity)`.
+    marks: Vec<(u32, u32)>,
+    comments: Interner,
+    /// `merge_comments(a, b)` by interned ids, computed once per distinct pair.
+    merged: FxHashMap<(u32, u32), u32>,
     pending: Vec<(usize, BlockEntry, String)>,
     obfuscated_skipped: usize,
 }
@@ -395,8 +496,12 @@ impl Merger {
         Merger {
             opts,
             sources: Vec::new(),
+            text: String::new(),
             index: HashTable::new(),
             accs: Vec::new(),
+            marks: Vec::new(),
+            comments: Interner::new(),
+            merged: FxHashMap::default(),
             pending: Vec::new(),
             obfuscated_skipped: 0,
         }
@@ -410,42 +515,138 @@ impl Merger {
         }
     }
 
+    fn dom(&self, i: usize) -> &str {
+        let s = self.accs[i].dom;
+        &self.text[s.0..s.1]
+    }
+
     fn lookup(&self, d: &str) -> Option<usize> {
-        let accs = &self.accs;
+        let (accs, text) = (&self.accs, &self.text);
         self.index
             .find(FxBuildHasher.hash_one(d), |&i| {
-                accs[i as usize].entry.domain == d
+                let s = accs[i as usize].dom;
+                &text[s.0..s.1] == d
             })
             .map(|&i| i as usize)
     }
 
-    fn fold(&mut self, si: usize, e: BlockEntry) {
+    /// `merge_comments_into` on interned comments.
+    fn merge_comment(&mut self, old: u32, new: u32) -> u32 {
+        if new == 0 || old == new {
+            return old;
+        }
+        if old == 0 {
+            return new;
+        }
+        // Both with distinct tokens and `old` without an empty one: `merge_comments_into`
+        // appends the tokens of `new` not in `old`, so none new means no change.
+        if let (Some((om, false)), Some((nm, _))) = (
+            self.comments.masks[old as usize],
+            self.comments.masks[new as usize],
+        ) {
+            if nm & !om == 0 {
+                return old;
+            }
+        }
+        if let Some(&m) = self.merged.get(&(old, new)) {
+            return m;
+        }
+        let mut acc = self.comments.get(old).to_string();
+        merge_comments_into(&mut acc, self.comments.get(new));
+        let m = self.comments.intern(&acc);
+        self.merged.insert((old, new), m);
+        m
+    }
+
+    /// Folds one (prepared) block of source `si` into its domain's accumulator; returns the
+    /// accumulator's index and the vote to record.
+    fn fold(&mut self, si: usize, h: u64, domain: &str, p: Part) -> (u32, u32) {
         let w = self.sources[si].weight;
-        let code = ((si as u32) << 2) | sev_code(e.severity);
-        let h = FxBuildHasher.hash_one(e.domain.as_str());
-        let accs = &self.accs;
+        let code = ((si as u32) << 2) | sev_code(p.severity);
+        let (accs, text) = (&self.accs, &self.text);
         let found = self
             .index
-            .find(h, |&i| accs[i as usize].entry.domain == e.domain)
+            .find(h, |&i| {
+                let s = accs[i as usize].dom;
+                &text[s.0..s.1] == domain
+            })
             .copied();
         match found {
             Some(i) => {
+                let a = self.accs[i as usize];
+                let pc = self.merge_comment(a.pc, p.pc);
+                let pv = self.merge_comment(a.pv, p.pv);
                 let acc = &mut self.accs[i as usize];
-                apply_mergeplan(&mut acc.entry, &e, self.opts.plan);
+                acc.pc = pc;
+                acc.pv = pv;
+                match self.opts.plan {
+                    MergePlan::Max => {
+                        acc.severity = acc.severity.max(p.severity);
+                        acc.reject_media |= p.reject_media;
+                        acc.reject_reports |= p.reject_reports;
+                        acc.obfuscate |= p.obfuscate;
+                    }
+                    MergePlan::Min => {
+                        acc.severity = acc.severity.min(p.severity);
+                        acc.reject_media &= p.reject_media;
+                        acc.reject_reports &= p.reject_reports;
+                        acc.obfuscate &= p.obfuscate;
+                    }
+                }
                 acc.weight += w;
-                acc.sources.push(code);
+                (i, code)
             }
             None => {
                 let i = self.accs.len() as u32;
+                let start = self.text.len();
+                self.text.push_str(domain);
                 let accs = &self.accs;
-                self.index.insert_unique(h, i, |&j| {
-                    FxBuildHasher.hash_one(accs[j as usize].entry.domain.as_str())
-                });
+                self.index.insert_unique(h, i, |&j| accs[j as usize].hash);
                 self.accs.push(Acc {
-                    entry: e,
+                    dom: (start, self.text.len()),
+                    hash: h,
                     weight: w,
-                    sources: vec![code],
+                    pc: p.pc,
+                    pv: p.pv,
+                    severity: p.severity,
+                    reject_media: p.reject_media,
+                    reject_reports: p.reject_reports,
+                    obfuscate: p.obfuscate,
                 });
+                (i, code)
+            }
+        }
+    }
+
+    fn fold_entry(&mut self, si: usize, e: &BlockEntry) -> (u32, u32) {
+        let p = Part {
+            severity: e.severity,
+            reject_media: e.reject_media,
+            reject_reports: e.reject_reports,
+            obfuscate: e.obfuscate,
+            pc: self.comments.intern(&e.public_comment),
+            pv: self.comments.intern(&e.private_comment),
+        };
+        self.fold(si, FxBuildHasher.hash_one(e.domain.as_str()), &e.domain, p)
+    }
+
+    fn reserve(&mut self, rows: usize) {
+        // Room for a quarter of this list's rows as new domains.
+        let grow = rows / 4;
+        self.accs.reserve(grow);
+        self.marks.reserve(rows);
+        let accs = &self.accs;
+        self.index.reserve(grow, |&j| accs[j as usize].hash);
+    }
+
+    fn add_obfuscated(&mut self, si: usize, obfuscated: Vec<ObfuscatedEntry>) {
+        for mut o in obfuscated {
+            match o.digest {
+                Some(d) => {
+                    self.prepare(si, &mut o.entry);
+                    self.pending.push((si, o.entry, d));
+                }
+                None => self.obfuscated_skipped += 1,
             }
         }
     }
@@ -459,39 +660,85 @@ impl Merger {
     pub fn add_owned(&mut self, src: SourceOptions, list: Blocklist) {
         let si = self.sources.len();
         self.sources.push(src);
-        // Room for a quarter of this list's rows as new domains.
-        let grow = list.entries.len() / 4;
-        self.accs.reserve(grow);
-        let accs = &self.accs;
-        self.index.reserve(grow, |&j| {
-            FxBuildHasher.hash_one(accs[j as usize].entry.domain.as_str())
-        });
+        self.reserve(list.entries.len());
         for mut e in list.entries {
             self.prepare(si, &mut e);
-            self.fold(si, e);
+            let m = self.fold_entry(si, &e);
+            self.marks.push(m);
         }
-        for mut o in list.obfuscated {
-            match o.digest {
-                Some(d) => {
-                    self.prepare(si, &mut o.entry);
-                    self.pending.push((si, o.entry, d));
-                }
-                None => self.obfuscated_skipped += 1,
-            }
+        self.add_obfuscated(si, list.obfuscated);
+    }
+
+    /// Adds the next list (in source order) in the reader's compact form.
+    pub(crate) fn add_compact(&mut self, src: SourceOptions, list: Compact) {
+        let si = self.sources.len();
+        let import = src.import.unwrap_or(self.opts.import);
+        let cap = src.max_severity;
+        self.sources.push(src);
+        self.reserve(list.rows.len());
+        // The list's comment ids in the merge's interner.
+        let ids: Vec<u32> = (0..list.comments.len())
+            .map(|c| self.comments.intern(list.comment(c as u32)))
+            .collect();
+        for r in &list.rows {
+            let p = Part {
+                severity: r.severity.min(cap),
+                reject_media: r.reject_media && import.reject_media,
+                reject_reports: r.reject_reports && import.reject_reports,
+                obfuscate: r.obfuscate && import.obfuscate,
+                pc: if import.public_comment {
+                    ids[r.pc as usize]
+                } else {
+                    0
+                },
+                pv: if import.private_comment {
+                    ids[r.pv as usize]
+                } else {
+                    0
+                },
+            };
+            let m = self.fold(si, r.hash, list.str(r.dom), p);
+            self.marks.push(m);
+        }
+        self.add_obfuscated(si, list.obfuscated);
+    }
+
+    fn entry(&self, i: usize, severity: Severity) -> BlockEntry {
+        let a = &self.accs[i];
+        BlockEntry {
+            domain: self.dom(i).to_string(),
+            severity,
+            reject_media: a.reject_media,
+            reject_reports: a.reject_reports,
+            obfuscate: a.obfuscate,
+            public_comment: self.comments.get(a.pc).to_string(),
+            private_comment: self.comments.get(a.pv).to_string(),
         }
     }
 
     /// Finishes the merge: resolves digests, applies the threshold, the allowlist (exact
     /// domains, already normalised) and, with subdomain coverage, parent blocks.
     pub fn finish(mut self, allow: &FxHashSet<String>) -> MergeResult {
+        // The votes per domain, in fold order.
+        let mut counts = vec![0u32; self.accs.len()];
+        for &(i, _) in &self.marks {
+            counts[i as usize] += 1;
+        }
+        let mut votes: Vec<Vec<u32>> = counts
+            .iter()
+            .map(|&c| Vec::with_capacity(c as usize))
+            .collect();
+        drop(counts);
+        for &(i, c) in &self.marks {
+            votes[i as usize].push(c);
+        }
+        self.marks = Vec::new();
         let mut digests_resolved = 0;
         if !self.pending.is_empty() {
-            let by_digest: FxHashMap<String, String> = self
-                .accs
-                .iter()
-                .map(|a| (digest(&a.entry.domain), a.entry.domain.clone()))
+            let by_digest: FxHashMap<String, String> = (0..self.accs.len())
+                .map(|i| (digest(self.dom(i)), self.dom(i).to_string()))
                 .collect();
-            for (si, mut e, d) in std::mem::take(&mut self.pending) {
+            for (si, e, d) in std::mem::take(&mut self.pending) {
                 let Some(domain) = by_digest.get(&d) else {
                     self.obfuscated_skipped += 1;
                     continue;
@@ -499,16 +746,16 @@ impl Merger {
                 let Some(i) = self.lookup(domain) else {
                     continue;
                 };
-                if self.accs[i]
-                    .sources
-                    .iter()
-                    .any(|&c| (c >> 2) as usize == si)
-                {
+                if votes[i].iter().any(|&c| (c >> 2) as usize == si) {
                     continue; // the same list also named it in clear
                 }
-                e.domain = domain.clone();
+                let e = BlockEntry {
+                    domain: domain.clone(),
+                    ..e
+                };
                 digests_resolved += 1;
-                self.fold(si, e);
+                let (i, c) = self.fold_entry(si, &e);
+                votes[i as usize].push(c);
             }
         }
         let n = self.sources.len();
@@ -516,14 +763,14 @@ impl Merger {
         let opts = self.opts;
         // Effective support (weight) and severity per domain.
         let mut support: Vec<f64> = self.accs.iter().map(|a| a.weight).collect();
-        let mut eff: Vec<Severity> = self.accs.iter().map(|a| a.entry.severity).collect();
+        let mut eff: Vec<Severity> = self.accs.iter().map(|a| a.severity).collect();
         if opts.subdomains {
-            for (i, acc) in self.accs.iter().enumerate() {
-                let own: FxHashSet<u32> = acc.sources.iter().map(|c| c >> 2).collect();
+            for i in 0..self.accs.len() {
+                let own: FxHashSet<u32> = votes[i].iter().map(|c| c >> 2).collect();
                 let mut extra: FxHashSet<u32> = FxHashSet::default();
-                for p in parents(&acc.entry.domain) {
+                for p in parents(self.dom(i)) {
                     if let Some(j) = self.lookup(p) {
-                        for &c in &self.accs[j].sources {
+                        for &c in &votes[j] {
                             let s = c >> 2;
                             if !own.contains(&s) && extra.insert(s) {
                                 support[i] += self.sources[s as usize].weight;
@@ -543,11 +790,11 @@ impl Merger {
             ThresholdType::Pct => w / total_w * 100.0,
         };
         let mut outcome: Vec<Outcome> = Vec::with_capacity(self.accs.len());
-        for (i, acc) in self.accs.iter().enumerate() {
-            let d = &acc.entry.domain;
+        for (i, s) in support.iter().enumerate() {
+            let d = self.dom(i);
             let allowed =
                 allow.contains(d) || (opts.subdomains && parents(d).any(|p| allow.contains(p)));
-            outcome.push(if level(support[i]) < opts.threshold {
+            outcome.push(if level(*s) < opts.threshold {
                 Outcome::BelowThreshold
             } else if allowed {
                 Outcome::Allowlisted
@@ -560,10 +807,10 @@ impl Merger {
                 if outcome[i] != Outcome::Included {
                     continue;
                 }
-                let e = &self.accs[i].entry;
-                for p in parents(&e.domain) {
+                let e = &self.accs[i];
+                for p in parents(self.dom(i)) {
                     if let Some(j) = self.lookup(p) {
-                        let pe = &self.accs[j].entry;
+                        let pe = &self.accs[j];
                         if outcome[j] == Outcome::Included
                             && eff[j] >= eff[i]
                             && pe.reject_media >= e.reject_media
@@ -577,17 +824,14 @@ impl Merger {
             }
         }
         let mut order: Vec<usize> = (0..self.accs.len()).collect();
-        order.sort_unstable_by(|&a, &b| self.accs[a].entry.domain.cmp(&self.accs[b].entry.domain));
+        order.sort_unstable_by(|&a, &b| self.dom(a).cmp(self.dom(b)));
         let mut entries = Vec::new();
         let mut audit = Vec::with_capacity(order.len());
-        let mut accs: Vec<Option<Acc>> = self.accs.into_iter().map(Some).collect();
         for i in order {
-            let Some(acc) = accs[i].take() else { continue };
-            let count = acc.sources.len() as u32;
-            let mut entry = acc.entry;
-            entry.severity = eff[i];
+            let v = std::mem::take(&mut votes[i]);
+            let count = v.len() as u32;
             audit.push(AuditRecord {
-                domain: entry.domain.clone(),
+                domain: self.dom(i).to_string(),
                 count,
                 percent: f64::from(count) / n as f64 * 100.0,
                 score: if total_w > 0.0 {
@@ -595,12 +839,12 @@ impl Merger {
                 } else {
                     0.0
                 },
-                sources: acc.sources.into_iter().map(SourceMark).collect(),
-                severity: entry.severity,
+                sources: v.into_iter().map(SourceMark).collect(),
+                severity: eff[i],
                 outcome: outcome[i].clone(),
             });
             if outcome[i] == Outcome::Included {
-                entries.push(entry);
+                entries.push(self.entry(i, eff[i]));
             }
         }
         MergeResult {

@@ -14,7 +14,7 @@ use rustc_hash::FxBuildHasher;
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::domain::{is_canary, normalize_domain};
+use crate::domain::{is_canary, normalize_domain_ref};
 use crate::types::{
     parse_bool, BlockEntry, Blocklist, Level, Location, ObfuscatedEntry, Problem, Severity,
 };
@@ -146,16 +146,35 @@ pub fn detect(bytes: &[u8]) -> Format {
 /// Reads a blocklist from bytes. `format` `None` detects it. Never fails: problems (including
 /// an unreadable whole input) are in the returned list's `problems`.
 pub fn read_bytes(bytes: &[u8], origin: &str, format: Option<Format>) -> Blocklist {
+    read_compact(bytes, origin, format).into_blocklist()
+}
+
+/// Reads a blocklist into the compact form the merge folds (no allocation per row).
+pub(crate) fn read_compact(bytes: &[u8], origin: &str, format: Option<Format>) -> Compact {
     let format = format.unwrap_or_else(|| detect(bytes));
     let mut b = Builder::new(origin);
     let bytes = strip_bom(bytes);
     match format {
-        Format::MastodonCsv | Format::Csv => read_csv(bytes, &mut b),
+        Format::MastodonCsv | Format::Csv => {
+            if !fast_csv(bytes, &mut b) {
+                b = Builder::new(origin);
+                read_csv(bytes, &mut b);
+            }
+        }
         Format::DomainList => read_domain_list(bytes, &mut b),
         Format::AdminJson | Format::PublicJson => read_api_json(bytes, &mut b),
         Format::RapidBlockJson => read_rapidblock_json(bytes, &mut b),
     }
     b.finish()
+}
+
+/// Reads a CSV input with the full (`csv` crate) reader only, never the fast path: the
+/// reference the fast path is tested against.
+#[doc(hidden)]
+pub fn read_csv_full(bytes: &[u8], origin: &str) -> Blocklist {
+    let mut b = Builder::new(origin);
+    read_csv(strip_bom(bytes), &mut b);
+    b.finish().into_blocklist()
 }
 
 /// Reads a blocklist file (see [`read_bytes`]).
@@ -180,9 +199,100 @@ struct RawRow<'a> {
     digest: Option<&'a str>,
 }
 
+/// A text span `start..end` in a [`Compact`]'s arena.
+pub(crate) type Span = (usize, usize);
+
+/// One block in compact form: spans and ids into its list's arena.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Row {
+    /// The normalised domain.
+    pub dom: Span,
+    /// FxHash of the domain (computed once, reused by the merge).
+    pub hash: u64,
+    /// Public comment id (into [`Compact::comments`]; 0 is the empty comment).
+    pub pc: u32,
+    /// Private comment id.
+    pub pv: u32,
+    pub severity: Severity,
+    pub reject_media: bool,
+    pub reject_reports: bool,
+    pub obfuscate: bool,
+}
+
+/// A parsed list without a `String` per row: domains and distinct comments in one arena.
+pub(crate) struct Compact {
+    pub origin: String,
+    pub text: String,
+    /// Distinct comments (id 0 is the empty comment).
+    pub comments: Vec<Span>,
+    comment_index: HashTable<u32>,
+    /// The valid blocks, one per domain (last row wins), in order of first appearance.
+    pub rows: Vec<Row>,
+    pub obfuscated: Vec<ObfuscatedEntry>,
+    pub problems: Vec<Problem>,
+}
+
+impl Compact {
+    pub fn str(&self, s: Span) -> &str {
+        &self.text[s.0..s.1]
+    }
+
+    pub fn comment(&self, id: u32) -> &str {
+        self.str(self.comments[id as usize])
+    }
+
+    fn intern_comment(&mut self, c: &str) -> u32 {
+        if c.is_empty() {
+            return 0;
+        }
+        let h = FxBuildHasher.hash_one(c);
+        let (text, comments) = (&self.text, &self.comments);
+        if let Some(&id) = self.comment_index.find(h, |&i| {
+            &text[comments[i as usize].0..comments[i as usize].1] == c
+        }) {
+            return id;
+        }
+        let start = self.text.len();
+        self.text.push_str(c);
+        let id = self.comments.len() as u32;
+        self.comments.push((start, self.text.len()));
+        let (text, comments) = (&self.text, &self.comments);
+        self.comment_index.insert_unique(h, id, |&i| {
+            let s = comments[i as usize];
+            FxBuildHasher.hash_one(&text[s.0..s.1])
+        });
+        id
+    }
+
+    /// The rows as [`BlockEntry`] values.
+    pub fn entries(&self) -> Vec<BlockEntry> {
+        self.rows
+            .iter()
+            .map(|r| BlockEntry {
+                domain: self.str(r.dom).to_string(),
+                severity: r.severity,
+                reject_media: r.reject_media,
+                reject_reports: r.reject_reports,
+                obfuscate: r.obfuscate,
+                public_comment: self.comment(r.pc).to_string(),
+                private_comment: self.comment(r.pv).to_string(),
+            })
+            .collect()
+    }
+
+    pub fn into_blocklist(self) -> Blocklist {
+        Blocklist {
+            entries: self.entries(),
+            origin: self.origin,
+            obfuscated: self.obfuscated,
+            problems: self.problems,
+        }
+    }
+}
+
 struct Builder {
-    list: Blocklist,
-    /// Indexes into `list.entries`, hashed by domain (no second copy of each domain).
+    list: Compact,
+    /// Indexes into `list.rows`, hashed by domain (no second copy of each domain).
     index: HashTable<u32>,
     /// The line (or item) of each entry's first appearance.
     first: Vec<u64>,
@@ -195,9 +305,14 @@ fn hash_domain(d: &str) -> u64 {
 impl Builder {
     fn new(origin: &str) -> Builder {
         Builder {
-            list: Blocklist {
+            list: Compact {
                 origin: origin.to_string(),
-                ..Blocklist::default()
+                text: String::new(),
+                comments: vec![(0, 0)],
+                comment_index: HashTable::new(),
+                rows: Vec::new(),
+                obfuscated: Vec::new(),
+                problems: Vec::new(),
             },
             index: HashTable::new(),
             first: Vec::new(),
@@ -205,11 +320,11 @@ impl Builder {
     }
 
     fn reserve(&mut self, n: usize) {
-        self.list.entries.reserve(n);
+        self.list.rows.reserve(n);
         self.first.reserve(n);
-        let entries = &self.list.entries;
-        self.index
-            .reserve(n, |&j| hash_domain(&entries[j as usize].domain));
+        self.list.text.reserve(n * 16);
+        let rows = &self.list.rows;
+        self.index.reserve(n, |&j| rows[j as usize].hash);
     }
 
     fn problem(&mut self, location: Location, level: Level, message: String) {
@@ -222,23 +337,24 @@ impl Builder {
     }
 
     fn push(&mut self, loc: Location, row: RawRow<'_>) {
-        let n = match normalize_domain(row.domain) {
+        let n = match normalize_domain_ref(row.domain) {
             Ok(n) => n,
             Err(e) => {
                 self.problem(loc, Level::Error, format!("{e}; row dropped"));
                 return;
             }
         };
-        let entry = BlockEntry {
-            domain: n.domain,
-            severity: row.severity.unwrap_or(Severity::Suspend),
-            reject_media: row.reject_media,
-            reject_reports: row.reject_reports,
-            obfuscate: row.obfuscate,
-            public_comment: row.public_comment.to_string(),
-            private_comment: row.private_comment.to_string(),
-        };
+        let severity = row.severity.unwrap_or(Severity::Suspend);
         if n.obfuscated {
+            let entry = BlockEntry {
+                domain: n.domain.into_owned(),
+                severity,
+                reject_media: row.reject_media,
+                reject_reports: row.reject_reports,
+                obfuscate: row.obfuscate,
+                public_comment: row.public_comment.to_string(),
+                private_comment: row.private_comment.to_string(),
+            };
             let digest = row
                 .digest
                 .map(|d| d.trim().to_ascii_lowercase())
@@ -250,8 +366,9 @@ impl Builder {
             });
             return;
         }
-        if is_canary(&entry.domain) {
-            let m = format!("canary row {} dropped", entry.domain);
+        let domain: &str = &n.domain;
+        if is_canary(domain) {
+            let m = format!("canary row {domain} dropped");
             self.problem(loc, Level::Info, m);
             return;
         }
@@ -265,39 +382,54 @@ impl Builder {
             self.problem(loc, Level::Warning, m);
             return;
         }
-        if n.changed && entry.domain != row.domain.trim() {
-            let m = format!("domain {:?} normalised to {:?}", row.domain, entry.domain);
+        if n.changed && domain != row.domain.trim() {
+            let m = format!("domain {:?} normalised to {:?}", row.domain, domain);
             self.problem(loc, Level::Info, m);
         }
         let line = match loc {
             Location::Line(l) | Location::Item(l) => l,
             Location::File => 0,
         };
-        let h = hash_domain(&entry.domain);
-        let entries = &self.list.entries;
+        let pc = self.list.intern_comment(row.public_comment);
+        let pv = self.list.intern_comment(row.private_comment);
+        let h = hash_domain(domain);
+        let (rows, text) = (&self.list.rows, &self.list.text);
         let found = self
             .index
-            .find(h, |&i| entries[i as usize].domain == entry.domain)
+            .find(h, |&i| {
+                let s = rows[i as usize].dom;
+                &text[s.0..s.1] == domain
+            })
             .copied();
+        let mut r = Row {
+            dom: (0, 0),
+            hash: h,
+            pc,
+            pv,
+            severity,
+            reject_media: row.reject_media,
+            reject_reports: row.reject_reports,
+            obfuscate: row.obfuscate,
+        };
         if let Some(i) = found {
             let first = self.first[i as usize];
-            let m = format!(
-                "{} repeats line/item {first}; the last row wins",
-                entry.domain
-            );
+            let m = format!("{domain} repeats line/item {first}; the last row wins");
             self.problem(loc, Level::Warning, m);
-            self.list.entries[i as usize] = entry;
+            r.dom = self.list.rows[i as usize].dom;
+            self.list.rows[i as usize] = r;
         } else {
-            let i = self.list.entries.len() as u32;
-            let entries = &self.list.entries;
-            self.index
-                .insert_unique(h, i, |&j| hash_domain(&entries[j as usize].domain));
-            self.list.entries.push(entry);
+            let start = self.list.text.len();
+            self.list.text.push_str(domain);
+            r.dom = (start, self.list.text.len());
+            let i = self.list.rows.len() as u32;
+            let rows = &self.list.rows;
+            self.index.insert_unique(h, i, |&j| rows[j as usize].hash);
+            self.list.rows.push(r);
             self.first.push(line);
         }
     }
 
-    fn finish(self) -> Blocklist {
+    fn finish(self) -> Compact {
         self.list
     }
 }
@@ -334,6 +466,224 @@ fn column(name: &str) -> Col {
     }
 }
 
+/// The state of a CSV read across records (shared by the fast path and the full reader).
+#[derive(Default)]
+struct CsvState {
+    cols: Vec<Col>,
+    header_seen: bool,
+    bool_errors: [usize; 3],
+    bool_comments: usize,
+    rows: usize,
+}
+
+/// Handles one CSV record of `nf` fields (`field(i)`, valid UTF-8) at `line`. Returns false
+/// when the rest of the file is not to be read (no `domain` column).
+fn csv_record<'a>(
+    b: &mut Builder,
+    st: &mut CsvState,
+    line: u64,
+    nf: usize,
+    field: impl Fn(usize) -> Option<&'a str>,
+) -> bool {
+    if !st.header_seen {
+        st.header_seen = true;
+        let names: Vec<&str> = (0..nf).filter_map(&field).collect();
+        st.cols = names.iter().map(|f| column(f)).collect();
+        if !st.cols.contains(&Col::Domain) {
+            let m = format!(
+                "no `domain` column in header {:?}; file not read",
+                names.join(",")
+            );
+            b.problem(Location::Line(line), Level::Error, m);
+            return false;
+        }
+        return true;
+    }
+    st.rows += 1;
+    let cols = &st.cols;
+    if nf > cols.len() && (cols.len()..nf).any(|i| !field(i).unwrap_or("").trim().is_empty()) {
+        let m = format!(
+            "{nf} fields, header has {}; extra fields ignored",
+            cols.len()
+        );
+        b.problem(Location::Line(line), Level::Warning, m);
+    }
+    let mut row = RawRow::default();
+    let mut ok = true;
+    for (i, col) in cols.iter().enumerate() {
+        let v = field(i);
+        let v_or_empty = v.unwrap_or("");
+        let which = match col {
+            Col::Domain => {
+                row.domain = v_or_empty;
+                continue;
+            }
+            Col::Severity => {
+                match Severity::parse(v_or_empty) {
+                    Some(s) => row.severity = Some(s),
+                    None => {
+                        let m = format!("invalid severity {v_or_empty:?}; row dropped");
+                        b.problem(Location::Line(line), Level::Error, m);
+                        ok = false;
+                    }
+                }
+                continue;
+            }
+            Col::PublicComment => {
+                let t = v_or_empty.trim();
+                if t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false") {
+                    st.bool_comments += 1;
+                }
+                row.public_comment = v_or_empty;
+                continue;
+            }
+            Col::PrivateComment => {
+                row.private_comment = v_or_empty;
+                continue;
+            }
+            Col::Digest => {
+                row.digest = v;
+                continue;
+            }
+            Col::Other => continue,
+            Col::RejectMedia => 0,
+            Col::RejectReports => 1,
+            Col::Obfuscate => 2,
+        };
+        match parse_bool(v_or_empty) {
+            Some(x) => match which {
+                0 => row.reject_media = x,
+                1 => row.reject_reports = x,
+                _ => row.obfuscate = x,
+            },
+            None => {
+                st.bool_errors[which] += 1;
+                let name = ["reject_media", "reject_reports", "obfuscate"][which];
+                let m = format!("{name} is {v_or_empty:?}, not a boolean; row dropped");
+                b.problem(Location::Line(line), Level::Error, m);
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        b.push(Location::Line(line), row);
+    }
+    true
+}
+
+/// The whole-file heuristics after the last record.
+fn csv_finish(b: &mut Builder, st: &CsvState) {
+    // Whole-file heuristics need enough rows to say anything.
+    const MIN_ROWS: usize = 10;
+    let rows = st.rows;
+    if rows >= MIN_ROWS && st.bool_comments * 2 > rows {
+        let m = format!(
+            "{} of {rows} rows hold a boolean in public_comment: the header is probably mislabelled",
+            st.bool_comments
+        );
+        b.problem(Location::File, Level::Error, m);
+    }
+    for (which, &n) in st.bool_errors.iter().enumerate() {
+        if rows >= MIN_ROWS && n * 2 >= rows {
+            let name = ["reject_media", "reject_reports", "obfuscate"][which];
+            let m = format!(
+                "{n} of {rows} rows hold a non-boolean in {name}: the header is probably mislabelled"
+            );
+            b.problem(Location::File, Level::Error, m);
+        }
+    }
+}
+
+/// Bytes that end an unquoted field or need a closer look in [`fast_csv`].
+const SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b',' as usize] = true;
+    t[b'"' as usize] = true;
+    t[b'\r' as usize] = true;
+    t[b'\n' as usize] = true;
+    t
+};
+
+/// The common case of CSV in one pass over one buffer: valid UTF-8, `\n` or `\r\n` line ends,
+/// fields either unquoted without `"` or wholly quoted without `"`, `\r` or `\n` inside.
+/// Gives exactly what the full reader gives on such input (tested against it). Returns false,
+/// having possibly pushed some rows into `b`, at the first thing outside that case: the
+/// caller then reads the whole input again with the full reader.
+fn fast_csv(bytes: &[u8], b: &mut Builder) -> bool {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return false;
+    };
+    b.reserve(bytes.len() / 48);
+    let n = bytes.len();
+    let mut st = CsvState::default();
+    let mut spans: Vec<(usize, usize)> = Vec::with_capacity(16);
+    let mut i = 0usize;
+    let mut line = 0u64;
+    while i < n {
+        line += 1;
+        spans.clear();
+        // One record: fields up to `\n`, `\r\n` or the end.
+        loop {
+            let (fs, fe);
+            if i < n && bytes[i] == b'"' {
+                let start = i + 1;
+                let mut j = start;
+                while j < n && !matches!(bytes[j], b'"' | b'\r' | b'\n') {
+                    j += 1;
+                }
+                if j >= n || bytes[j] != b'"' {
+                    return false;
+                }
+                (fs, fe) = (start, j);
+                i = j + 1;
+                if i < n && !matches!(bytes[i], b',' | b'\r' | b'\n') {
+                    return false;
+                }
+            } else {
+                let start = i;
+                while i < n && !SPECIAL[bytes[i] as usize] {
+                    i += 1;
+                }
+                if i < n && bytes[i] == b'"' {
+                    return false;
+                }
+                (fs, fe) = (start, i);
+            }
+            spans.push((fs, fe));
+            if i >= n {
+                break;
+            }
+            match bytes[i] {
+                b',' => i += 1,
+                b'\n' => {
+                    i += 1;
+                    break;
+                }
+                _ => {
+                    // `\r`: only as part of `\r\n`.
+                    if i + 1 < n && bytes[i + 1] == b'\n' {
+                        i += 2;
+                        break;
+                    }
+                    return false;
+                }
+            }
+        }
+        let field = |k: usize| spans.get(k).map(|&(s, e)| &text[s..e]);
+        if spans
+            .iter()
+            .all(|&(s, e)| bytes[s..e].iter().all(u8::is_ascii_whitespace))
+        {
+            continue;
+        }
+        if !csv_record(b, &mut st, line, spans.len(), field) {
+            return true;
+        }
+    }
+    csv_finish(b, &st);
+    true
+}
+
 fn read_csv(bytes: &[u8], b: &mut Builder) {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -341,12 +691,8 @@ fn read_csv(bytes: &[u8], b: &mut Builder) {
         .from_reader(bytes);
     b.reserve(bytes.len() / 48);
     let mut rec = csv::ByteRecord::new();
-    let mut cols: Vec<Col> = Vec::new();
-    let mut header_seen = false;
-    let mut bool_errors = [0usize; 3];
-    let mut bool_comments = 0usize;
+    let mut st = CsvState::default();
     let (mut counted_to, mut counted_line) = (0usize, 1u64);
-    let mut rows = 0usize;
     loop {
         let line = rdr.position().line();
         match rdr.read_byte_record(&mut rec) {
@@ -401,106 +747,11 @@ fn read_csv(bytes: &[u8], b: &mut Builder) {
             b.problem(Location::Line(line), Level::Error, m);
             continue;
         }
-        if !header_seen {
-            header_seen = true;
-            let names: Vec<&str> = (0..nf).filter_map(field).collect();
-            cols = names.iter().map(|f| column(f)).collect();
-            if !cols.contains(&Col::Domain) {
-                let m = format!(
-                    "no `domain` column in header {:?}; file not read",
-                    names.join(",")
-                );
-                b.problem(Location::Line(line), Level::Error, m);
-                return;
-            }
-            continue;
-        }
-        rows += 1;
-        if nf > cols.len() && (cols.len()..nf).any(|i| !field(i).unwrap_or("").trim().is_empty()) {
-            let m = format!(
-                "{nf} fields, header has {}; extra fields ignored",
-                cols.len()
-            );
-            b.problem(Location::Line(line), Level::Warning, m);
-        }
-        let mut row = RawRow::default();
-        let mut ok = true;
-        for (i, col) in cols.iter().enumerate() {
-            let v = field(i);
-            let v_or_empty = v.unwrap_or("");
-            let which = match col {
-                Col::Domain => {
-                    row.domain = v_or_empty;
-                    continue;
-                }
-                Col::Severity => {
-                    match Severity::parse(v_or_empty) {
-                        Some(s) => row.severity = Some(s),
-                        None => {
-                            let m = format!("invalid severity {v_or_empty:?}; row dropped");
-                            b.problem(Location::Line(line), Level::Error, m);
-                            ok = false;
-                        }
-                    }
-                    continue;
-                }
-                Col::PublicComment => {
-                    let t = v_or_empty.trim();
-                    if t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false") {
-                        bool_comments += 1;
-                    }
-                    row.public_comment = v_or_empty;
-                    continue;
-                }
-                Col::PrivateComment => {
-                    row.private_comment = v_or_empty;
-                    continue;
-                }
-                Col::Digest => {
-                    row.digest = v;
-                    continue;
-                }
-                Col::Other => continue,
-                Col::RejectMedia => 0,
-                Col::RejectReports => 1,
-                Col::Obfuscate => 2,
-            };
-            match parse_bool(v_or_empty) {
-                Some(x) => match which {
-                    0 => row.reject_media = x,
-                    1 => row.reject_reports = x,
-                    _ => row.obfuscate = x,
-                },
-                None => {
-                    bool_errors[which] += 1;
-                    let name = ["reject_media", "reject_reports", "obfuscate"][which];
-                    let m = format!("{name} is {v_or_empty:?}, not a boolean; row dropped");
-                    b.problem(Location::Line(line), Level::Error, m);
-                    ok = false;
-                }
-            }
-        }
-        if ok {
-            b.push(Location::Line(line), row);
+        if !csv_record(b, &mut st, line, nf, field) {
+            return;
         }
     }
-    // Whole-file heuristics need enough rows to say anything.
-    const MIN_ROWS: usize = 10;
-    if rows >= MIN_ROWS && bool_comments * 2 > rows {
-        let m = format!(
-            "{bool_comments} of {rows} rows hold a boolean in public_comment: the header is probably mislabelled"
-        );
-        b.problem(Location::File, Level::Error, m);
-    }
-    for (which, &n) in bool_errors.iter().enumerate() {
-        if rows >= MIN_ROWS && n * 2 >= rows {
-            let name = ["reject_media", "reject_reports", "obfuscate"][which];
-            let m = format!(
-                "{n} of {rows} rows hold a non-boolean in {name}: the header is probably mislabelled"
-            );
-            b.problem(Location::File, Level::Error, m);
-        }
-    }
+    csv_finish(b, &st);
 }
 
 fn read_domain_list(bytes: &[u8], b: &mut Builder) {

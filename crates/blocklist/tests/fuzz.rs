@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use guildhall_blocklist::domain::normalize_domain;
 use guildhall_blocklist::merge::{merge, MergeOptions, SourceOptions};
-use guildhall_blocklist::read::{read_bytes, Format};
+use guildhall_blocklist::read::{read_bytes, read_csv_full, Format};
 use guildhall_blocklist::types::{Level, Location};
 use proptest::prelude::*;
 
@@ -40,7 +40,57 @@ fn check_invariants(bytes: &[u8]) {
     }
 }
 
+/// The fast CSV path (one buffer, no `csv` crate) must read exactly what the full reader reads:
+/// same entries, obfuscated rows and problems (with the same lines), or fall back to it.
+fn fast_csv_is_full_csv(bytes: &[u8]) {
+    let fast = read_bytes(bytes, "f.csv", Some(Format::Csv));
+    let full = read_csv_full(bytes, "f.csv");
+    assert_eq!(
+        fast.entries,
+        full.entries,
+        "{:?}",
+        String::from_utf8_lossy(bytes)
+    );
+    assert_eq!(fast.obfuscated, full.obfuscated);
+    assert_eq!(
+        fast.problems,
+        full.problems,
+        "{:?}",
+        String::from_utf8_lossy(bytes)
+    );
+}
+
+#[test]
+fn fast_csv_agrees_on_edge_cases() {
+    for s in [
+        "domain,severity\na.example,suspend\n",
+        "domain,severity\r\na.example,suspend\r\n\r\n\r\nb.example,silence",
+        "\n\n  \ndomain,public_comment\n\n a.example ,\"x, y\"\n,,\nb.example,\"\"\n",
+        "domain,public_comment\na.example,\"say \"\"hi\"\"\"\nb.example,x\n",
+        "domain,public_comment\na.example,\"two\nlines\"\nbad example,x\n",
+        "domain,public_comment\na.example,x\rb.example,y\n",
+        "domain,public_comment\na.example,a\"b\nc.example,\"q\"z\n",
+        "domain,severity\na.example,suspend,extra\na.example,silence\nA.Example,noop\n",
+        "domain,severity\na.example,\"suspend",
+        "domain,severity,reject_media\n\"a.example\",\"silence\",\"yes\"\n\"b.example\"",
+        "severity,comment\nsuspend,x\n",
+        "domain\n\u{e9}.example\nxn--bcher-kva.example\nb\u{fc}cher.example\n",
+    ] {
+        fast_csv_is_full_csv(s.as_bytes());
+    }
+    fast_csv_is_full_csv(b"domain,severity\na.example,suspend\n\xffb.example,noop\n");
+}
+
 proptest! {
+    #[test]
+    fn fast_csv_reads_what_the_full_reader_reads(
+        s in "(domain|#domain|severity|public_comment|reject_media|[a-z.*\u{e9}\"#, \r\n]|\r\n|true|yes|suspend|noop|xn--|a\\.example|\"x, y\"){0,80}"
+    ) {
+        fast_csv_is_full_csv(s.as_bytes());
+        let with_header = format!("domain,severity,reject_media,public_comment,obfuscate\n{s}");
+        fast_csv_is_full_csv(with_header.as_bytes());
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
         check_invariants(&bytes);
