@@ -271,8 +271,10 @@ struct Acc {
     dom: (usize, usize),
     hash: u64,
     weight: f64,
-    pc: u32,
-    pv: u32,
+    /// Public comment (see [`STR`]).
+    pc: u64,
+    /// Private comment (see [`STR`]).
+    pv: u64,
     severity: Severity,
     reject_media: bool,
     reject_reports: bool,
@@ -288,7 +290,39 @@ struct Interner {
     /// tokens (`None` unless they are pairwise distinct and all have a bit), and whether it
     /// has an empty token.
     masks: Vec<Option<(u64, bool)>>,
+    /// Per comment: its non-empty tokens as a packed sequence (see [`STR`]) when `masks` has a
+    /// bit set for it and they are at most [`SEQ_MAX`].
+    toks: Vec<Option<u64>>,
+    /// Per comment: how an accumulator holds it (see [`STR`]).
+    reprs: Vec<u64>,
     tokens: FxHashMap<String, u32>,
+    /// Token bit -> token text.
+    names: Vec<String>,
+}
+
+/// An accumulated comment is a `u64`: with `STR` set, an interned comment id; otherwise the
+/// comment's tokens (pairwise distinct, none empty, each with a token bit) packed 6 bits each
+/// after a 4-bit length, so that the comment is exactly the tokens joined with `", "`.
+/// Folding a comment in then costs a few bit operations instead of building and interning a
+/// string (`merge_comments_into` appends the new tokens not already present).
+const STR: u64 = 1 << 63;
+/// The most tokens a packed sequence holds (4 + 9 * 6 bits).
+const SEQ_MAX: u64 = 9;
+
+fn seq_len(s: u64) -> u64 {
+    s & 15
+}
+
+fn seq_token(s: u64, k: u64) -> u64 {
+    (s >> (4 + 6 * k)) & 63
+}
+
+fn seq_push(s: u64, t: u64) -> u64 {
+    (s | (t << (4 + 6 * seq_len(s)))) + 1
+}
+
+fn seq_mask(s: u64) -> u64 {
+    (0..seq_len(s)).fold(0, |m, k| m | (1 << seq_token(s, k)))
 }
 
 impl Interner {
@@ -298,7 +332,10 @@ impl Interner {
             spans: vec![(0, 0)],
             index: HashTable::new(),
             masks: vec![None],
+            toks: vec![Some(0)],
+            reprs: vec![0],
             tokens: FxHashMap::default(),
+            names: Vec::new(),
         }
     }
 
@@ -317,7 +354,16 @@ impl Interner {
                 continue;
             }
             let next = self.tokens.len() as u32;
-            let bit = *self.tokens.entry(t.to_string()).or_insert(next);
+            let bit = match self.tokens.get(t) {
+                Some(&b) => b,
+                None => {
+                    self.tokens.insert(t.to_string(), next);
+                    if next < 64 {
+                        self.names.push(t.to_string());
+                    }
+                    next
+                }
+            };
             if bit >= 64 || mask & (1 << bit) != 0 {
                 return None;
             }
@@ -339,10 +385,25 @@ impl Interner {
             return id;
         }
         let m = self.token_mask(c);
+        let toks = m.and_then(|_| {
+            let mut q = 0u64;
+            for t in comma_split(c).filter(|t| !t.is_empty()) {
+                if seq_len(q) == SEQ_MAX {
+                    return None;
+                }
+                q = seq_push(q, u64::from(*self.tokens.get(t)?));
+            }
+            Some(q)
+        });
+        let id = self.spans.len() as u32;
+        self.reprs.push(match (m, toks) {
+            (Some((_, false)), Some(q)) => q,
+            _ => STR | u64::from(id),
+        });
+        self.toks.push(toks);
         self.masks.push(m);
         let start = self.text.len();
         self.text.push_str(c);
-        let id = self.spans.len() as u32;
         self.spans.push((start, self.text.len()));
         let (text, spans) = (&self.text, &self.spans);
         self.index.insert_unique(h, id, |&i| {
@@ -350,6 +411,21 @@ impl Interner {
             FxBuildHasher.hash_one(&text[s.0..s.1])
         });
         id
+    }
+
+    /// The text of an accumulated comment (see [`STR`]).
+    fn render(&self, r: u64) -> String {
+        if r & STR != 0 {
+            return self.get((r & !STR) as u32).to_string();
+        }
+        let mut out = String::new();
+        for k in 0..seq_len(r) {
+            if k > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&self.names[seq_token(r, k) as usize]);
+        }
+        out
     }
 }
 
@@ -530,6 +606,45 @@ impl Merger {
             .map(|&i| i as usize)
     }
 
+    /// `merge_comments_into(acc, new)` on an accumulated comment and an interned one.
+    fn merge_acc(&mut self, acc: u64, new: u32) -> u64 {
+        if new == 0 {
+            return acc;
+        }
+        if acc == 0 {
+            return self.comments.reprs[new as usize];
+        }
+        if acc & STR == 0 {
+            if let Some(nt) = self.comments.toks[new as usize] {
+                let mut am = seq_mask(acc);
+                let mut out = acc;
+                let mut fits = true;
+                for k in 0..seq_len(nt) {
+                    let t = seq_token(nt, k);
+                    if am & (1 << t) == 0 {
+                        if seq_len(out) == SEQ_MAX {
+                            fits = false;
+                            break;
+                        }
+                        out = seq_push(out, t);
+                        am |= 1 << t;
+                    }
+                }
+                if fits {
+                    return out;
+                }
+            }
+        }
+        let old = if acc & STR != 0 {
+            (acc & !STR) as u32
+        } else {
+            let text = self.comments.render(acc);
+            self.comments.intern(&text)
+        };
+        let m = self.merge_comment(old, new);
+        self.comments.reprs[m as usize]
+    }
+
     /// `merge_comments_into` on interned comments.
     fn merge_comment(&mut self, old: u32, new: u32) -> u32 {
         if new == 0 || old == new {
@@ -574,8 +689,8 @@ impl Merger {
         match found {
             Some(i) => {
                 let a = self.accs[i as usize];
-                let pc = self.merge_comment(a.pc, p.pc);
-                let pv = self.merge_comment(a.pv, p.pv);
+                let pc = self.merge_acc(a.pc, p.pc);
+                let pv = self.merge_acc(a.pv, p.pv);
                 let acc = &mut self.accs[i as usize];
                 acc.pc = pc;
                 acc.pv = pv;
@@ -606,8 +721,8 @@ impl Merger {
                     dom: (start, self.text.len()),
                     hash: h,
                     weight: w,
-                    pc: p.pc,
-                    pv: p.pv,
+                    pc: self.comments.reprs[p.pc as usize],
+                    pv: self.comments.reprs[p.pv as usize],
                     severity: p.severity,
                     reject_media: p.reject_media,
                     reject_reports: p.reject_reports,
@@ -711,8 +826,8 @@ impl Merger {
             reject_media: a.reject_media,
             reject_reports: a.reject_reports,
             obfuscate: a.obfuscate,
-            public_comment: self.comments.get(a.pc).to_string(),
-            private_comment: self.comments.get(a.pv).to_string(),
+            public_comment: self.comments.render(a.pc),
+            private_comment: self.comments.render(a.pv),
         }
     }
 
@@ -954,6 +1069,39 @@ mod tests {
                 let mut acc = x.to_string();
                 merge_comments_into(&mut acc, y);
                 assert_eq!(acc, merge_comments(x, y), "{x:?} + {y:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn packed_comment_merge_matches_reference() {
+        // Token pools: a few, then more than the 64 token bits.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut m = Merger::new(MergeOptions::default());
+        for round in 0..3000 {
+            let pool = if round % 3 == 0 { 90 } else { 5 + round % 8 };
+            let mut acc_ref = String::new();
+            let mut acc = 0u64;
+            for _ in 0..rnd(14) {
+                let k = rnd(4);
+                let toks: Vec<String> = (0..k)
+                    .map(|_| match rnd(12) {
+                        0 => String::new(),
+                        1 => "a,b".to_string(),
+                        _ => format!("t{}", rnd(pool)),
+                    })
+                    .collect();
+                let c = toks.join(", ");
+                let id = m.comments.intern(&c);
+                acc_ref = merge_comments(&acc_ref, &c);
+                acc = m.merge_acc(acc, id);
+                assert_eq!(m.comments.render(acc), acc_ref, "after {c:?}");
             }
         }
     }
