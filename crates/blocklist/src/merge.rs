@@ -267,9 +267,6 @@ pub struct MergeResult {
 /// One domain's accumulator: the merged block so far (comments as interned ids).
 #[derive(Clone, Copy)]
 struct Acc {
-    /// The domain in [`Merger::text`].
-    dom: (usize, usize),
-    hash: u64,
     weight: f64,
     /// Public comment (see [`STR`]).
     pc: u64,
@@ -279,6 +276,52 @@ struct Acc {
     reject_media: bool,
     reject_reports: bool,
     obfuscate: bool,
+}
+
+/// How many leading bytes of a domain its [`Key`] holds.
+const INLINE: usize = 24;
+
+/// A domain's entry in the merge's hash table: its accumulator and its first bytes, so that a
+/// lookup compares against the table slot itself (the whole text only for longer domains).
+#[derive(Clone, Copy)]
+struct Key {
+    acc: u32,
+    len: u32,
+    head: [u8; INLINE],
+}
+
+impl Key {
+    fn new(acc: u32, d: &str) -> Key {
+        let mut head = [0u8; INLINE];
+        let n = d.len().min(INLINE);
+        head[..n].copy_from_slice(&d.as_bytes()[..n]);
+        Key {
+            acc,
+            len: d.len() as u32,
+            head,
+        }
+    }
+
+    /// Is this the key of `d`? (`doms`/`text`: where the whole domain is.)
+    fn is(&self, d: &str, doms: &[(usize, usize)], text: &str) -> bool {
+        let n = d.len();
+        if self.len as usize != n || d.len() > u32::MAX as usize {
+            return false;
+        }
+        if n <= INLINE {
+            return &self.head[..n] == d.as_bytes();
+        }
+        self.head == d.as_bytes()[..INLINE] && {
+            let s = doms[self.acc as usize];
+            &text[s.0..s.1] == d
+        }
+    }
+
+    /// The domain's hash (only when the table grows).
+    fn hash(&self, doms: &[(usize, usize)], text: &str) -> u64 {
+        let s = doms[self.acc as usize];
+        FxBuildHasher.hash_one(&text[s.0..s.1])
+    }
 }
 
 /// Interned strings (comments): one copy of each distinct string, id 0 is `""`.
@@ -554,8 +597,10 @@ pub struct Merger {
     sources: Vec<SourceOptions>,
     /// The domains, one copy each.
     text: String,
-    /// Indexes into `accs`, hashed by domain.
-    index: HashTable<u32>,
+    /// The domains' keys, hashed by domain.
+    index: HashTable<Key>,
+    /// Each accumulator's domain in `text`.
+    doms: Vec<(usize, usize)>,
     accs: Vec<Acc>,
     /// Every vote in fold order: `(acc index, (source index << 2) | severity)`.
     marks: Vec<(u32, u32)>,
@@ -574,6 +619,7 @@ impl Merger {
             sources: Vec::new(),
             text: String::new(),
             index: HashTable::new(),
+            doms: Vec::new(),
             accs: Vec::new(),
             marks: Vec::new(),
             comments: Interner::new(),
@@ -592,18 +638,15 @@ impl Merger {
     }
 
     fn dom(&self, i: usize) -> &str {
-        let s = self.accs[i].dom;
+        let s = self.doms[i];
         &self.text[s.0..s.1]
     }
 
     fn lookup(&self, d: &str) -> Option<usize> {
-        let (accs, text) = (&self.accs, &self.text);
+        let (doms, text) = (&self.doms, &self.text);
         self.index
-            .find(FxBuildHasher.hash_one(d), |&i| {
-                let s = accs[i as usize].dom;
-                &text[s.0..s.1] == d
-            })
-            .map(|&i| i as usize)
+            .find(FxBuildHasher.hash_one(d), |k| k.is(d, doms, text))
+            .map(|k| k.acc as usize)
     }
 
     /// `merge_comments_into(acc, new)` on an accumulated comment and an interned one.
@@ -678,14 +721,11 @@ impl Merger {
     fn fold(&mut self, si: usize, h: u64, domain: &str, p: Part) -> (u32, u32) {
         let w = self.sources[si].weight;
         let code = ((si as u32) << 2) | sev_code(p.severity);
-        let (accs, text) = (&self.accs, &self.text);
+        let (doms, text) = (&self.doms, &self.text);
         let found = self
             .index
-            .find(h, |&i| {
-                let s = accs[i as usize].dom;
-                &text[s.0..s.1] == domain
-            })
-            .copied();
+            .find(h, |k| k.is(domain, doms, text))
+            .map(|k| k.acc);
         match found {
             Some(i) => {
                 let a = self.accs[i as usize];
@@ -715,11 +755,11 @@ impl Merger {
                 let i = self.accs.len() as u32;
                 let start = self.text.len();
                 self.text.push_str(domain);
-                let accs = &self.accs;
-                self.index.insert_unique(h, i, |&j| accs[j as usize].hash);
+                self.doms.push((start, self.text.len()));
+                let (doms, text) = (&self.doms, &self.text);
+                self.index
+                    .insert_unique(h, Key::new(i, domain), |k| k.hash(doms, text));
                 self.accs.push(Acc {
-                    dom: (start, self.text.len()),
-                    hash: h,
                     weight: w,
                     pc: self.comments.reprs[p.pc as usize],
                     pv: self.comments.reprs[p.pv as usize],
@@ -749,9 +789,10 @@ impl Merger {
         // Room for a quarter of this list's rows as new domains.
         let grow = rows / 4;
         self.accs.reserve(grow);
+        self.doms.reserve(grow);
         self.marks.reserve(rows);
-        let accs = &self.accs;
-        self.index.reserve(grow, |&j| accs[j as usize].hash);
+        let (doms, text) = (&self.doms, &self.text);
+        self.index.reserve(grow, |k| k.hash(doms, text));
     }
 
     fn add_obfuscated(&mut self, si: usize, obfuscated: Vec<ObfuscatedEntry>) {
