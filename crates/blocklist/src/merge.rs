@@ -719,13 +719,29 @@ impl Merger {
     /// Folds one (prepared) block of source `si` into its domain's accumulator; returns the
     /// accumulator's index and the vote to record.
     fn fold(&mut self, si: usize, h: u64, domain: &str, p: Part) -> (u32, u32) {
+        let found = self.find(h, domain);
+        self.fold_found(si, found, h, domain, p)
+    }
+
+    /// The accumulator of `domain` (hash `h`), if any.
+    fn find(&self, h: u64, domain: &str) -> Option<u32> {
+        let (doms, text) = (&self.doms, &self.text);
+        self.index
+            .find(h, |k| k.is(domain, doms, text))
+            .map(|k| k.acc)
+    }
+
+    /// [`Merger::fold`] with the lookup done (`found`: `domain`'s accumulator, if any).
+    fn fold_found(
+        &mut self,
+        si: usize,
+        found: Option<u32>,
+        h: u64,
+        domain: &str,
+        p: Part,
+    ) -> (u32, u32) {
         let w = self.sources[si].weight;
         let code = ((si as u32) << 2) | sev_code(p.severity);
-        let (doms, text) = (&self.doms, &self.text);
-        let found = self
-            .index
-            .find(h, |k| k.is(domain, doms, text))
-            .map(|k| k.acc);
         match found {
             Some(i) => {
                 let a = self.accs[i as usize];
@@ -836,25 +852,34 @@ impl Merger {
         let ids: Vec<u32> = (0..list.comments.len())
             .map(|c| self.comments.intern(list.comment(c as u32)))
             .collect();
-        for r in &list.rows {
-            let p = Part {
-                severity: r.severity.min(cap),
-                reject_media: r.reject_media && import.reject_media,
-                reject_reports: r.reject_reports && import.reject_reports,
-                obfuscate: r.obfuscate && import.obfuscate,
-                pc: if import.public_comment {
-                    ids[r.pc as usize]
-                } else {
-                    0
-                },
-                pv: if import.private_comment {
-                    ids[r.pv as usize]
-                } else {
-                    0
-                },
-            };
-            let m = self.fold(si, r.hash, list.str(r.dom), p);
-            self.marks.push(m);
+        // Lookups in batches before the updates, so that their cache misses overlap (a list
+        // names each domain once, so a domain added in a batch is not looked up again in it).
+        const BATCH: usize = 16;
+        let mut found = [None; BATCH];
+        for batch in list.rows.chunks(BATCH) {
+            for (f, r) in found.iter_mut().zip(batch) {
+                *f = self.find(r.hash, list.str(r.dom));
+            }
+            for (&f, r) in found.iter().zip(batch) {
+                let p = Part {
+                    severity: r.severity.min(cap),
+                    reject_media: r.reject_media && import.reject_media,
+                    reject_reports: r.reject_reports && import.reject_reports,
+                    obfuscate: r.obfuscate && import.obfuscate,
+                    pc: if import.public_comment {
+                        ids[r.pc as usize]
+                    } else {
+                        0
+                    },
+                    pv: if import.private_comment {
+                        ids[r.pv as usize]
+                    } else {
+                        0
+                    },
+                };
+                let m = self.fold_found(si, f, r.hash, list.str(r.dom), p);
+                self.marks.push(m);
+            }
         }
         self.add_obfuscated(si, list.obfuscated);
     }

@@ -28,6 +28,12 @@ impl Severity {
     /// tolerating surrounding whitespace and case, as Mastodon's import does.
     /// Mastodon's UI name `limit` is read as `silence`.
     pub fn parse(s: &str) -> Option<Severity> {
+        match s {
+            "suspend" => return Some(Severity::Suspend),
+            "silence" => return Some(Severity::Silence),
+            "noop" | "" => return Some(Severity::Noop),
+            _ => {}
+        }
         let t = s.trim();
         if t.is_empty() || t.eq_ignore_ascii_case("noop") || t.eq_ignore_ascii_case("none") {
             Some(Severity::Noop)
@@ -50,6 +56,11 @@ impl fmt::Display for Severity {
 /// Parses a boolean as both Mastodon (`ActiveModel::Type::Boolean`: `off`) and FediBlockHole
 /// (`str2bool`: `t`, `y`, `yes`, `1`, …) accept it, case-insensitively. `None` for anything else.
 pub fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "false" => return Some(false),
+        "true" => return Some(true),
+        _ => {}
+    }
     let t = s.trim();
     const TRUE: [&str; 6] = ["true", "t", "1", "y", "yes", "on"];
     const FALSE: [&str; 6] = ["false", "f", "0", "n", "no", "off"];
