@@ -485,3 +485,123 @@ db_test!(
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 );
+
+db_test!(
+    invitations_roles_and_owners_follow_the_rules,
+    |db| async move {
+        let app = guildhall_web::router(state(&db));
+        let owner = account(&db, "owner@a.example", true).await;
+        let org_a = org(&db, "Org A", owner).await;
+        let admin = account(&db, "admin@a.example", false).await;
+        db.add_member(org_a, admin, guildhall_core::Role::Admin)
+            .await
+            .unwrap();
+        let mut as_admin = signed_in(&db, &app, admin).await;
+        // An admin may invite moderators but not owners.
+        let r = as_admin
+            .post_form(&format!("/orgs/{org_a}/invitations"), &[("role", "owner")])
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(r.body.contains("Field: <code>role</code>"));
+        let r = as_admin
+            .json(
+                Method::POST,
+                &format!("/api/v1/orgs/{org_a}/invitations"),
+                serde_json::json!({"role": "moderator", "email": "not an address"}),
+            )
+            .await;
+        assert_eq!(r.json()["error"]["field"], "email");
+        let r = as_admin
+            .json(
+                Method::POST,
+                &format!("/api/v1/orgs/{org_a}/invitations"),
+                serde_json::json!({"role": "moderator"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let link = r.json()["link"].as_str().unwrap().to_owned();
+        let path = &link[link.find("/invite/").unwrap()..];
+        // An admin may not demote or remove the owner.
+        let r = as_admin
+            .json(
+                Method::PUT,
+                &format!("/api/v1/orgs/{org_a}/members/{owner}"),
+                serde_json::json!({"role": "member"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        // The last owner cannot leave the organisation ownerless.
+        let mut as_owner = signed_in(&db, &app, owner).await;
+        let r = as_owner
+            .send(
+                Method::DELETE,
+                &format!("/api/v1/orgs/{org_a}/members/{owner}"),
+                None,
+                Vec::new(),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        // Accepting creates the account and the membership, once.
+        let mut newcomer = Client::new(app.clone());
+        newcomer.load_csrf(path).await;
+        let r = newcomer
+            .post_form(
+                path,
+                &[
+                    ("email", "new@a.example"),
+                    ("display_name", "New"),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let new = db
+            .account_by_email(&"new@a.example".parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            db.role_of(new.id, org_a).await.unwrap(),
+            Some(guildhall_core::Role::Moderator)
+        );
+        let r = newcomer.get(path).await;
+        assert_eq!(r.status, StatusCode::GONE);
+        let r = newcomer
+            .post_form(
+                path,
+                &[
+                    ("email", "late@a.example"),
+                    ("display_name", "Late"),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::GONE);
+        assert!(db
+            .account_by_email(&"late@a.example".parse().unwrap())
+            .await
+            .unwrap()
+            .is_none());
+        // The audit log recorded the invitation and its acceptance, with who.
+        let v = as_owner
+            .get(&format!("/api/v1/orgs/{org_a}/audit"))
+            .await
+            .json();
+        let actions: Vec<&str> = v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert!(
+            actions.contains(&"invitation.create") && actions.contains(&"invitation.accept"),
+            "{actions:?}"
+        );
+        // An unknown invitation is a plain 404.
+        assert_eq!(
+            newcomer.get("/invite/inv_unknown").await.status,
+            StatusCode::NOT_FOUND
+        );
+    }
+);
