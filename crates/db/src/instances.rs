@@ -433,63 +433,66 @@ mod tests {
             .id
     }
 
-    crate::db_test!(connection_is_sealed_and_deliveries_recorded_once, |db| async move {
-        let keys = Keyring::new(SecretKey::generate(), Vec::new());
-        let o = org(&db).await;
-        let inst = db
-            .save_instance_connection(
-                &keys,
-                o,
-                &NewConnection {
-                    base_url: "https://social.example/".into(),
-                    method: ConnectMethod::Token,
-                    client: None,
-                    token: SecretValue::new(b"tok-123".to_vec()),
-                    scopes: None,
-                },
-            )
-            .await
-            .unwrap();
-        assert!(inst.connected);
-        let t = db
-            .get_secret(&keys, &token_secret_name(inst.id))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(t.expose(), b"tok-123");
-        db.record_instance_check(inst.id, false, &["x".into()], Some("@mod"))
-            .await
-            .unwrap();
-        let got = db.instance_of_org(o).await.unwrap().unwrap();
-        assert_eq!(got.check_problems, vec!["x".to_owned()]);
-        assert_eq!(got.account.as_deref(), Some("@mod"));
+    crate::db_test!(
+        connection_is_sealed_and_deliveries_recorded_once,
+        |db| async move {
+            let keys = Keyring::new(SecretKey::generate(), Vec::new());
+            let o = org(&db).await;
+            let inst = db
+                .save_instance_connection(
+                    &keys,
+                    o,
+                    &NewConnection {
+                        base_url: "https://social.example/".into(),
+                        method: ConnectMethod::Token,
+                        client: None,
+                        token: SecretValue::new(b"tok-123".to_vec()),
+                        scopes: None,
+                    },
+                )
+                .await
+                .unwrap();
+            assert!(inst.connected);
+            let t = db
+                .get_secret(&keys, &token_secret_name(inst.id))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(t.expose(), b"tok-123");
+            db.record_instance_check(inst.id, false, &["x".into()], Some("@mod"))
+                .await
+                .unwrap();
+            let got = db.instance_of_org(o).await.unwrap().unwrap();
+            assert_eq!(got.check_problems, vec!["x".to_owned()]);
+            assert_eq!(got.account.as_deref(), Some("@mod"));
 
-        let first = db
-            .record_webhook_delivery(inst.id, "report.created", Some("k1"), b"{}")
-            .await
-            .unwrap();
-        assert!(first.is_some());
-        // Same body, or same event key: once.
-        assert!(db
-            .record_webhook_delivery(inst.id, "report.created", Some("k2"), b"{}")
-            .await
-            .unwrap()
-            .is_none());
-        assert!(db
-            .record_webhook_delivery(inst.id, "report.created", Some("k1"), b"{ }")
-            .await
-            .unwrap()
-            .is_none());
-        assert_eq!(db.webhook_deliveries(inst.id).await.unwrap().len(), 1);
+            let first = db
+                .record_webhook_delivery(inst.id, "report.created", Some("k1"), b"{}")
+                .await
+                .unwrap();
+            assert!(first.is_some());
+            // Same body, or same event key: once.
+            assert!(db
+                .record_webhook_delivery(inst.id, "report.created", Some("k2"), b"{}")
+                .await
+                .unwrap()
+                .is_none());
+            assert!(db
+                .record_webhook_delivery(inst.id, "report.created", Some("k1"), b"{ }")
+                .await
+                .unwrap()
+                .is_none());
+            assert_eq!(db.webhook_deliveries(inst.id).await.unwrap().len(), 1);
 
-        db.disconnect_instance(inst.id).await.unwrap();
-        assert!(db
-            .get_secret(&keys, &token_secret_name(inst.id))
-            .await
-            .unwrap()
-            .is_none());
-        assert!(!db.instance(inst.id).await.unwrap().unwrap().connected);
-    });
+            db.disconnect_instance(inst.id).await.unwrap();
+            assert!(db
+                .get_secret(&keys, &token_secret_name(inst.id))
+                .await
+                .unwrap()
+                .is_none());
+            assert!(!db.instance(inst.id).await.unwrap().unwrap().connected);
+        }
+    );
 
     crate::db_test!(oauth_pending_is_taken_once, |db| async move {
         let keys = Keyring::new(SecretKey::generate(), Vec::new());
@@ -514,6 +517,10 @@ mod tests {
         let p = db.take_oauth_pending(&keys, "st").await.unwrap().unwrap();
         assert_eq!((p.org_id, p.session_id), (o, session.id));
         assert!(db.take_oauth_pending(&keys, "st").await.unwrap().is_none());
-        assert!(db.take_oauth_pending(&keys, "other").await.unwrap().is_none());
+        assert!(db
+            .take_oauth_pending(&keys, "other")
+            .await
+            .unwrap()
+            .is_none());
     });
 }

@@ -33,6 +33,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod input;
+pub mod instances;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
@@ -80,6 +81,8 @@ pub struct AppState {
     pub config: Arc<WebConfig>,
     /// Request metrics (for `/metrics`).
     pub metrics: Arc<metrics::Metrics>,
+    /// Connecting member instances: the keyring and the Mastodon client's settings.
+    pub instances: Arc<instances::InstanceSettings>,
 }
 
 impl AppState {
@@ -93,6 +96,7 @@ impl AppState {
             db,
             config: Arc::new(config),
             metrics: Arc::new(metrics::Metrics::default()),
+            instances: Arc::new(instances::InstanceSettings::default()),
         }
     }
 }

@@ -8,7 +8,7 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use guildhall_core::{Permission, Scope};
 
 use crate::auth::Access;
-use crate::{api, pages, AppState};
+use crate::{api, instances, pages, AppState};
 
 /// Which kind of client a route serves, which decides how callers authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +102,7 @@ const TOKEN_FIELDS: &[Field] = &[
     },
 ];
 const ACCOUNT_FIELDS: &[Field] = &[req("email"), req("display_name"), req("password")];
+const INSTANCE_TOKEN_FIELDS: &[Field] = &[req("base_url"), req("token")];
 
 /// Identifies the handler of a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -155,6 +156,19 @@ pub enum RouteId {
     ApiVerifyAudit,
     ApiJobs,
     ApiRetryJob,
+    Instance,
+    InstanceOauth,
+    InstanceCallback,
+    InstanceToken,
+    InstanceCheck,
+    InstanceDisconnect,
+    InstanceWebhookSecret,
+    ApiInstance,
+    ApiInstanceConnect,
+    ApiInstanceCheck,
+    ApiInstanceDisconnect,
+    ApiInstanceWebhookSecret,
+    MastodonWebhook,
 }
 
 /// One route: method, path (axum syntax, `{param}`), who may use it, and what it reads.
@@ -613,6 +627,124 @@ pub static ROUTES: &[RouteSpec] = &[
         "Retry a dead job",
         &[]
     ),
+    // Member instances (crate::instances).
+    route!(
+        Instance,
+        GET,
+        "/orgs/{org}/instance",
+        Page,
+        Org(P::EditOrganisation),
+        "The organisation's Mastodon instance",
+        &[]
+    ),
+    route!(
+        InstanceOauth,
+        POST,
+        "/orgs/{org}/instance/oauth",
+        Page,
+        Org(P::EditOrganisation),
+        "Connect the instance through OAuth (redirects to the instance)",
+        &[req("base_url")]
+    ),
+    route!(
+        InstanceCallback,
+        GET,
+        "/orgs/{org}/instance/callback",
+        Page,
+        Org(P::EditOrganisation),
+        "Where the instance sends the admin back after authorising",
+        &[]
+    ),
+    route!(
+        InstanceToken,
+        POST,
+        "/orgs/{org}/instance/token",
+        Page,
+        Org(P::EditOrganisation),
+        "Connect the instance with a pasted token",
+        INSTANCE_TOKEN_FIELDS
+    ),
+    route!(
+        InstanceCheck,
+        POST,
+        "/orgs/{org}/instance/check",
+        Page,
+        Org(P::EditOrganisation),
+        "Check the instance token again",
+        &[]
+    ),
+    route!(
+        InstanceDisconnect,
+        POST,
+        "/orgs/{org}/instance/disconnect",
+        Page,
+        Org(P::EditOrganisation),
+        "Disconnect the instance (revoking the token where possible)",
+        &[]
+    ),
+    route!(
+        InstanceWebhookSecret,
+        POST,
+        "/orgs/{org}/instance/webhook-secret",
+        Page,
+        Org(P::EditOrganisation),
+        "Make a new webhook secret (shown once)",
+        &[]
+    ),
+    route!(
+        ApiInstance,
+        GET,
+        "/api/v1/orgs/{org}/instance",
+        Api,
+        Org(P::EditOrganisation),
+        "The organisation's instance connection and its last check",
+        &[]
+    ),
+    route!(
+        ApiInstanceConnect,
+        PUT,
+        "/api/v1/orgs/{org}/instance",
+        Api,
+        Org(P::EditOrganisation),
+        "Connect the instance with a service account's token (checked at once)",
+        INSTANCE_TOKEN_FIELDS
+    ),
+    route!(
+        ApiInstanceCheck,
+        POST,
+        "/api/v1/orgs/{org}/instance/check",
+        Api,
+        Org(P::EditOrganisation),
+        "Check the instance token again",
+        &[]
+    ),
+    route!(
+        ApiInstanceDisconnect,
+        DELETE,
+        "/api/v1/orgs/{org}/instance",
+        Api,
+        Org(P::EditOrganisation),
+        "Disconnect the instance (revoking the token where possible)",
+        &[]
+    ),
+    route!(
+        ApiInstanceWebhookSecret,
+        POST,
+        "/api/v1/orgs/{org}/instance/webhook-secret",
+        Api,
+        Org(P::EditOrganisation),
+        "Make a new webhook secret (returned once)",
+        &[]
+    ),
+    route!(
+        MastodonWebhook,
+        POST,
+        "/webhooks/mastodon/{id}",
+        Plain,
+        Public,
+        "Mastodon webhook deliveries (X-Hub-Signature checked)",
+        &[]
+    ),
 ];
 
 /// The handler of a route, answering `filter`.
@@ -667,6 +799,19 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
         R::ApiVerifyAudit => on(filter, api::verify_audit),
         R::ApiJobs => on(filter, api::jobs),
         R::ApiRetryJob => on(filter, api::retry_job),
+        R::Instance => on(filter, instances::page),
+        R::InstanceOauth => on(filter, instances::start_oauth),
+        R::InstanceCallback => on(filter, instances::callback),
+        R::InstanceToken => on(filter, instances::paste_token),
+        R::InstanceCheck => on(filter, instances::recheck),
+        R::InstanceDisconnect => on(filter, instances::disconnect_page),
+        R::InstanceWebhookSecret => on(filter, instances::webhook_secret_page),
+        R::ApiInstance => on(filter, instances::api_get),
+        R::ApiInstanceConnect => on(filter, instances::api_connect),
+        R::ApiInstanceCheck => on(filter, instances::api_check),
+        R::ApiInstanceDisconnect => on(filter, instances::api_disconnect),
+        R::ApiInstanceWebhookSecret => on(filter, instances::api_webhook_secret),
+        R::MastodonWebhook => on(filter, instances::webhook),
     }
 }
 
