@@ -267,7 +267,7 @@ impl Db {
     }
 
     /// Forgets the token and client secret of an instance (the row and its webhook secret
-    /// stay, so that the webhook URL keeps refusing forged deliveries the same way).
+    /// stay, so that reconnecting keeps the webhook's URL and secret).
     pub async fn disconnect_instance(&self, id: i64) -> Result<(), DbError> {
         on_pool!(self, p => sqlx::query(
             "UPDATE instances SET connected = FALSE, client_id = NULL, scopes = NULL, \

@@ -728,7 +728,9 @@ async fn webhook_inner(
 ) -> Result<Response, AppError> {
     let id = ctx.id("id")?;
     let inst = st.db.instance(id).await?.ok_or(AppError::NotFound)?;
-    if !inst.webhook_secret_set {
+    // A disconnected instance's deliveries could not be acted on: refused until reconnected
+    // (its secret is kept, so reconnecting does not change the webhook's settings).
+    if !inst.webhook_secret_set || !inst.connected {
         return Err(AppError::NotFound);
     }
     let keys = st.instances.keyring.clone().ok_or(AppError::Unavailable)?;

@@ -462,6 +462,17 @@ db_test!(
         let r = post(Some(sign(fresh.as_bytes(), body3)), body3.to_vec()).await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(db.webhook_deliveries(id).await.unwrap().len(), 4);
+
+        // Disconnected: deliveries are refused until the instance is connected again.
+        let r = c
+            .post_form(&format!("/orgs/{org}/instance/disconnect"), &[])
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let body4 = br#"{"event":"report.updated","created_at":"2026-11-26T12:00:00.000Z","object":{"id":"79"}}"#;
+        let r = post(Some(sign(fresh.as_bytes(), body4)), body4.to_vec()).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert_eq!(db.webhook_deliveries(id).await.unwrap().len(), 4);
+        assert_eq!(webhook_jobs(&db).await, 4);
     }
 );
 
