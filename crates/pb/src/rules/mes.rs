@@ -63,6 +63,26 @@ struct Entry {
     w: u64,
 }
 
+/// What one round's class split did to the class structure. The class structure (classes,
+/// their weights, the supporter lists, which class each ballot is in) depends only on the
+/// sequence of winners, not on the endowment, so a later Add1 run whose winners so far agree
+/// with an earlier run's can replay these records instead of walking the ballots again.
+struct SplitLog {
+    win: usize,
+    /// `(project, entry index, weight moved out of that entry)`
+    dec: Vec<(u32, u32, u64)>,
+    /// new supporter-list entries, in push order: `(project, entry)`
+    push: Vec<(u32, Entry)>,
+    /// `(ballot, new class)`: ballots that moved to a new class
+    moved: Vec<(u32, u32)>,
+}
+
+/// The structural record of an earlier MES run (one [`SplitLog`] per round).
+#[derive(Default)]
+pub struct Trace {
+    rounds: Vec<SplitLog>,
+}
+
 /// One MES round.
 #[derive(Debug, Clone)]
 pub struct Round {
@@ -241,6 +261,18 @@ impl<'a> MesInput<'a> {
 
     /// One MES run with endowment `e0` per voter (currency units).
     pub fn run(&self, e0: &Q, ties: &TieOrder, detail: bool) -> MesRun {
+        self.run_traced(e0, ties, detail, None)
+    }
+
+    /// One MES run; with a trace, the class splits of the rounds whose winners agree with the
+    /// traced run's are replayed from it, and the trace is then updated to this run.
+    pub fn run_traced(
+        &self,
+        e0: &Q,
+        ties: &TieOrder,
+        detail: bool,
+        mut trace: Option<&mut Trace>,
+    ) -> MesRun {
         let nb = self.prof.ballots.len();
         let weights: Vec<u64> = self.prof.ballots.iter().map(|b| b.weight).collect();
         let e0s = e0 * Q::from_integer(self.scale.clone());
@@ -262,6 +294,8 @@ impl<'a> MesInput<'a> {
         let mut selected: Vec<usize> = self.free.clone();
         let mut rounds: Vec<Round> = Vec::new();
         let mut scratch: Vec<bool> = Vec::new();
+        // rounds replayed from the trace so far (`usize::MAX` once the run has diverged)
+        let mut synced_upto = 0usize;
         loop {
             active.sort_by(|&a, &b| prev[a].total_cmp(&prev[b]));
             let mut best: Option<(Price, Vec<Price>)> = None;
@@ -310,8 +344,54 @@ impl<'a> MesInput<'a> {
             };
             active.retain(|&p| p != win);
             selected.push(win);
-            let round = self.apply(price, &mut st, &weights, detail);
+            let r = rounds.len();
+            let round = match trace.as_deref_mut() {
+                None => self.apply(price, &mut st, &weights, detail, Split::Fresh(None)),
+                Some(tr) => {
+                    if synced_upto == r && tr.rounds.get(r).is_some_and(|l| l.win == win) {
+                        synced_upto = r + 1;
+                        self.apply(
+                            price,
+                            &mut st,
+                            &weights,
+                            detail,
+                            Split::Replay(&tr.rounds[r]),
+                        )
+                    } else {
+                        if synced_upto == r {
+                            // first divergence: bring `class_of` up to date, drop the rest
+                            for l in &tr.rounds[..r] {
+                                for &(b, nc) in &l.moved {
+                                    st.class_of[b as usize] = nc;
+                                }
+                            }
+                            tr.rounds.truncate(r);
+                            synced_upto = usize::MAX;
+                        }
+                        let mut log = SplitLog {
+                            win,
+                            dec: Vec::new(),
+                            push: Vec::new(),
+                            moved: Vec::new(),
+                        };
+                        let round = self.apply(
+                            price,
+                            &mut st,
+                            &weights,
+                            detail,
+                            Split::Fresh(Some(&mut log)),
+                        );
+                        tr.rounds.push(log);
+                        round
+                    }
+                }
+            };
             rounds.push(round);
+        }
+        if let Some(tr) = trace {
+            if synced_upto != usize::MAX {
+                tr.rounds.truncate(synced_upto);
+            }
         }
         let mut left_over = Vec::new();
         if detail {
@@ -489,7 +569,14 @@ impl<'a> MesInput<'a> {
     }
 
     /// Charges the supporters of the winner and splits classes.
-    fn apply(&self, price: Price, st: &mut State, weights: &[u64], detail: bool) -> Round {
+    fn apply(
+        &self,
+        price: Price,
+        st: &mut State,
+        weights: &[u64],
+        detail: bool,
+        split_mode: Split<'_>,
+    ) -> Round {
         let win = price.p;
         let denb = big(price.den);
         let num0 = self.num_of(&price, &st.d);
@@ -559,6 +646,20 @@ impl<'a> MesInput<'a> {
         if split.is_empty() {
             return round;
         }
+        let mut log = match split_mode {
+            Split::Replay(l) => {
+                for &(q, idx, w) in &l.dec {
+                    st.entries[q as usize][idx as usize].w -= w;
+                }
+                for &(q, en) in &l.push {
+                    let idx = st.entries[q as usize].len() as u32;
+                    st.entries[q as usize].push(en);
+                    st.centries[en.class as usize].push((q, en.s, idx));
+                }
+                return round;
+            }
+            Split::Fresh(l) => l,
+        };
         split.sort_unstable();
         // move ballots and gather the new classes' entries
         let k = split.len();
@@ -580,6 +681,9 @@ impl<'a> MesInput<'a> {
                     let nc = split[i].2;
                     st.class_of[b as usize] = nc;
                     moved.push((nc - first_new, b));
+                    if let Some(l) = log.as_deref_mut() {
+                        l.moved.push((b, nc));
+                    }
                     break;
                 }
                 i += 1;
@@ -627,23 +731,43 @@ impl<'a> MesInput<'a> {
             }
             gathered.sort_unstable_by_key(|x| (x.0, x.1));
             let old = old_of[l];
+            // both `gathered` and the old class's entries are sorted by (project, score): merge
+            let mut j = 0usize;
             for &(q, sq, w) in &gathered {
                 let ce = &st.centries[old as usize];
-                if let Ok(kk) = ce.binary_search_by(|x| (x.0, x.1).cmp(&(q, sq))) {
-                    let idx = ce[kk].2 as usize;
+                while j < ce.len() && (ce[j].0, ce[j].1) < (q, sq) {
+                    j += 1;
+                }
+                if j < ce.len() && (ce[j].0, ce[j].1) == (q, sq) {
+                    let idx = ce[j].2 as usize;
                     st.entries[q as usize][idx].w -= w;
+                    if let Some(l) = log.as_deref_mut() {
+                        l.dec.push((q, idx as u32, w));
+                    }
                 }
                 let idx = st.entries[q as usize].len() as u32;
-                st.entries[q as usize].push(Entry {
+                let en = Entry {
                     class: nc,
                     s: sq,
                     w,
-                });
+                };
+                st.entries[q as usize].push(en);
+                if let Some(l) = log.as_deref_mut() {
+                    l.push.push((q, en));
+                }
                 st.centries[nc as usize].push((q, sq, idx));
             }
         }
         round
     }
+}
+
+/// How `apply` updates the class structure.
+enum Split<'a> {
+    /// Walk the winner's supporters (and record what was done, if asked).
+    Fresh(Option<&'a mut SplitLog>),
+    /// Replay a recorded split (the structure is known to be the recorded one).
+    Replay(&'a SplitLog),
 }
 
 fn exhaustive(e: &Election, sel: &[usize], candidates: &[usize]) -> bool {
@@ -689,24 +813,37 @@ pub fn mes_full(
                 .unwrap_or(1)
                 .clamp(1, 4);
             let mut prev: Option<MesRun> = None;
+            // one trace per lane: lane i runs e + i·inc, e + (i + batch)·inc, …
+            let mut traces: Vec<Trace> = (0..batch).map(|_| Trace::default()).collect();
             'outer: loop {
                 let es: Vec<Q> = (0..batch)
                     .map(|i| &e0 + &opts.increment * Q::from_integer(i.into()))
                     .collect();
                 let results: Vec<MesRun> = if batch == 1 {
-                    vec![input.run(&es[0], ties, false)]
+                    vec![input.run_traced(&es[0], ties, false, Some(&mut traces[0]))]
                 } else {
+                    let input = &input;
                     let joined: Vec<Option<MesRun>> = std::thread::scope(|s| {
                         let hs: Vec<_> = es
                             .iter()
-                            .map(|x| s.spawn(|| input.run(x, ties, false)))
+                            .zip(traces.iter_mut())
+                            .map(|(x, tr)| {
+                                s.spawn(move || input.run_traced(x, ties, false, Some(tr)))
+                            })
                             .collect();
                         hs.into_iter().map(|h| h.join().ok()).collect()
                     });
                     joined
                         .into_iter()
                         .zip(&es)
-                        .map(|(r, x)| r.unwrap_or_else(|| input.run(x, ties, false)))
+                        .zip(traces.iter_mut())
+                        .map(|((r, x), tr)| {
+                            r.unwrap_or_else(|| {
+                                // a panicked lane may have left its trace half-updated
+                                tr.rounds.clear();
+                                input.run(x, ties, false)
+                            })
+                        })
                         .collect()
                 };
                 for r in results {
