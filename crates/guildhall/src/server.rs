@@ -170,8 +170,9 @@ pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.flags)?;
     runtime()?.block_on(async move {
         let db = open_db(&config).await?;
-        // Make sure the key exists before anyone needs it (creates the key file on first run).
-        keyring(&config)?;
+        // Make sure the key exists before anyone needs it (creates the key file on first run);
+        // the web layer seals instance tokens and webhook secrets with it.
+        let keys = keyring(&config)?;
         enable_test_jobs(&config, &db).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -188,7 +189,7 @@ pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             invitation_lifetime: config.invitation_lifetime,
             secure_cookies: config.secure_cookies,
         };
-        let state = guildhall_web::AppState::new(db.clone(), web_config);
+        let state = guildhall_web::AppState::new(db.clone(), web_config).with_keyring(keys);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|v| *v).await;

@@ -319,3 +319,99 @@ db_test!(
         std::fs::remove_dir_all(&dir).unwrap();
     }
 );
+
+/// `guildhall serve` gives the web layer its secret key, so an instance admin can store
+/// instance secrets: a webhook secret is made and sealed with the key file's key (without the
+/// key the API answers 409 "no secret key configured").
+#[test]
+fn serve_seals_instance_secrets_with_its_key_file() {
+    use guildhall_core::{Domain, Email, Name, Password, Scope};
+    use guildhall_db::accounts::NewAccount;
+    use guildhall_db::instances::{ConnectMethod, NewConnection};
+    use guildhall_db::orgs::NewOrganisation;
+
+    let dir = temp_dir("serve-keyring");
+    let mut child = guildhall(&dir, &["serve", "--listen", "127.0.0.1:0"], &[])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let addr = lines
+        .find_map(|l| {
+            l.strip_prefix("listening on http://")
+                .map(|a| a.trim().to_owned())
+        })
+        .expect("serve prints its URL");
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (token, org) = rt.block_on(async {
+        let url = format!("sqlite://{}", dir.join("guildhall.db").display());
+        let db = Db::connect(&url).await.unwrap();
+        let keys = Keyring::load_or_create_file(&dir.join("guildhall.key")).unwrap();
+        let account = db
+            .create_account(&NewAccount {
+                email: "admin@example.org".parse::<Email>().unwrap(),
+                display_name: "Admin".parse::<Name>().unwrap(),
+                password: "correct horse battery staple".parse::<Password>().unwrap(),
+                site_admin: false,
+            })
+            .await
+            .unwrap();
+        let org = db
+            .create_organisation(
+                &NewOrganisation::instance(
+                    "Example".parse::<Name>().unwrap(),
+                    "social.example".parse::<Domain>().unwrap(),
+                ),
+                account.id,
+            )
+            .await
+            .unwrap();
+        db.save_instance_connection(
+            &keys,
+            org.id,
+            &NewConnection {
+                base_url: "https://social.example".to_owned(),
+                method: ConnectMethod::Token,
+                client: None,
+                token: SecretValue::new(b"instance-token".to_vec()),
+                scopes: None,
+            },
+        )
+        .await
+        .unwrap();
+        let (token, _) = db
+            .create_api_token(
+                account.id,
+                &"test".parse::<Name>().unwrap(),
+                &[Scope::Read, Scope::Write],
+                None,
+            )
+            .await
+            .unwrap();
+        db.close().await;
+        (token, org.id)
+    });
+
+    let mut s = TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "POST /api/v1/orgs/{org}/instance/webhook-secret HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\
+         Connection: close\r\n\r\n{{}}",
+        token.expose()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(reply.starts_with("HTTP/1.1 201"), "{reply}");
+    assert!(reply.contains("\"secret\":\""), "{reply}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
