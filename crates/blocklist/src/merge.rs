@@ -265,7 +265,7 @@ pub struct MergeResult {
 }
 
 /// One domain's accumulator: the merged block so far (comments as interned ids).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Acc {
     weight: f64,
     /// Public comment (see [`STR`]).
@@ -281,22 +281,31 @@ struct Acc {
 /// How many leading bytes of a domain its [`Key`] holds.
 const INLINE: usize = 24;
 
-/// A domain's entry in the merge's hash table: its accumulator and its first bytes, so that a
-/// lookup compares against the table slot itself (the whole text only for longer domains).
+/// A domain's key in the merge's hash table: its index and its first bytes, so that a lookup
+/// compares against the table slot itself (the whole text only for longer domains).
 #[derive(Clone, Copy)]
 struct Key {
-    acc: u32,
+    id: u32,
     len: u32,
     head: [u8; INLINE],
 }
 
+/// A slot of the merge's hash table: a domain's key and its accumulator in one cache line, so
+/// that folding a row costs one cache miss.
+#[derive(Clone, Copy)]
+#[repr(align(64))]
+struct Slot {
+    key: Key,
+    acc: Acc,
+}
+
 impl Key {
-    fn new(acc: u32, d: &str) -> Key {
+    fn new(id: u32, d: &str) -> Key {
         let mut head = [0u8; INLINE];
         let n = d.len().min(INLINE);
         head[..n].copy_from_slice(&d.as_bytes()[..n]);
         Key {
-            acc,
+            id,
             len: d.len() as u32,
             head,
         }
@@ -312,14 +321,14 @@ impl Key {
             return &self.head[..n] == d.as_bytes();
         }
         self.head == d.as_bytes()[..INLINE] && {
-            let s = doms[self.acc as usize];
+            let s = doms[self.id as usize];
             &text[s.0..s.1] == d
         }
     }
 
     /// The domain's hash (only when the table grows).
     fn hash(&self, doms: &[(usize, usize)], text: &str) -> u64 {
-        let s = doms[self.acc as usize];
+        let s = doms[self.id as usize];
         FxBuildHasher.hash_one(&text[s.0..s.1])
     }
 }
@@ -341,6 +350,8 @@ struct Interner {
     tokens: FxHashMap<String, u32>,
     /// Token bit -> token text.
     names: Vec<String>,
+    /// `merge_comments(a, b)` by interned ids, computed once per distinct pair.
+    merged: FxHashMap<(u32, u32), u32>,
 }
 
 /// An accumulated comment is a `u64`: with `STR` set, an interned comment id; otherwise the
@@ -379,6 +390,7 @@ impl Interner {
             reprs: vec![0],
             tokens: FxHashMap::default(),
             names: Vec::new(),
+            merged: FxHashMap::default(),
         }
     }
 
@@ -597,16 +609,13 @@ pub struct Merger {
     sources: Vec<SourceOptions>,
     /// The domains, one copy each.
     text: String,
-    /// The domains' keys, hashed by domain.
-    index: HashTable<Key>,
-    /// Each accumulator's domain in `text`.
+    /// The domains' keys and accumulators, hashed by domain.
+    index: HashTable<Slot>,
+    /// Each domain's text in `text`, by domain index.
     doms: Vec<(usize, usize)>,
-    accs: Vec<Acc>,
-    /// Every vote in fold order: `(acc index, (source index << 2) | severity)`.
+    /// Every vote in fold order: `(domain index, (source index << 2) | severity)`.
     marks: Vec<(u32, u32)>,
     comments: Interner,
-    /// `merge_comments(a, b)` by interned ids, computed once per distinct pair.
-    merged: FxHashMap<(u32, u32), u32>,
     pending: Vec<(usize, BlockEntry, String)>,
     obfuscated_skipped: usize,
 }
@@ -620,10 +629,8 @@ impl Merger {
             text: String::new(),
             index: HashTable::new(),
             doms: Vec::new(),
-            accs: Vec::new(),
             marks: Vec::new(),
             comments: Interner::new(),
-            merged: FxHashMap::default(),
             pending: Vec::new(),
             obfuscated_skipped: 0,
         }
@@ -645,20 +652,22 @@ impl Merger {
     fn lookup(&self, d: &str) -> Option<usize> {
         let (doms, text) = (&self.doms, &self.text);
         self.index
-            .find(FxBuildHasher.hash_one(d), |k| k.is(d, doms, text))
-            .map(|k| k.acc as usize)
+            .find(FxBuildHasher.hash_one(d), |s| s.key.is(d, doms, text))
+            .map(|s| s.key.id as usize)
     }
+}
 
+impl Interner {
     /// `merge_comments_into(acc, new)` on an accumulated comment and an interned one.
     fn merge_acc(&mut self, acc: u64, new: u32) -> u64 {
         if new == 0 {
             return acc;
         }
         if acc == 0 {
-            return self.comments.reprs[new as usize];
+            return self.reprs[new as usize];
         }
         if acc & STR == 0 {
-            if let Some(nt) = self.comments.toks[new as usize] {
+            if let Some(nt) = self.toks[new as usize] {
                 let mut am = seq_mask(acc);
                 let mut out = acc;
                 let mut fits = true;
@@ -681,11 +690,11 @@ impl Merger {
         let old = if acc & STR != 0 {
             (acc & !STR) as u32
         } else {
-            let text = self.comments.render(acc);
-            self.comments.intern(&text)
+            let text = self.render(acc);
+            self.intern(&text)
         };
         let m = self.merge_comment(old, new);
-        self.comments.reprs[m as usize]
+        self.reprs[m as usize]
     }
 
     /// `merge_comments_into` on interned comments.
@@ -698,10 +707,9 @@ impl Merger {
         }
         // Both with distinct tokens and `old` without an empty one: `merge_comments_into`
         // appends the tokens of `new` not in `old`, so none new means no change.
-        if let (Some((om, false)), Some((nm, _))) = (
-            self.comments.masks[old as usize],
-            self.comments.masks[new as usize],
-        ) {
+        if let (Some((om, false)), Some((nm, _))) =
+            (self.masks[old as usize], self.masks[new as usize])
+        {
             if nm & !om == 0 {
                 return old;
             }
@@ -709,84 +717,61 @@ impl Merger {
         if let Some(&m) = self.merged.get(&(old, new)) {
             return m;
         }
-        let mut acc = self.comments.get(old).to_string();
-        merge_comments_into(&mut acc, self.comments.get(new));
-        let m = self.comments.intern(&acc);
+        let mut acc = self.get(old).to_string();
+        merge_comments_into(&mut acc, self.get(new));
+        let m = self.intern(&acc);
         self.merged.insert((old, new), m);
         m
     }
+}
 
+impl Merger {
     /// Folds one (prepared) block of source `si` into its domain's accumulator; returns the
     /// accumulator's index and the vote to record.
     fn fold(&mut self, si: usize, h: u64, domain: &str, p: Part) -> (u32, u32) {
-        let found = self.find(h, domain);
-        self.fold_found(si, found, h, domain, p)
-    }
-
-    /// The accumulator of `domain` (hash `h`), if any.
-    fn find(&self, h: u64, domain: &str) -> Option<u32> {
-        let (doms, text) = (&self.doms, &self.text);
-        self.index
-            .find(h, |k| k.is(domain, doms, text))
-            .map(|k| k.acc)
-    }
-
-    /// [`Merger::fold`] with the lookup done (`found`: `domain`'s accumulator, if any).
-    fn fold_found(
-        &mut self,
-        si: usize,
-        found: Option<u32>,
-        h: u64,
-        domain: &str,
-        p: Part,
-    ) -> (u32, u32) {
         let w = self.sources[si].weight;
         let code = ((si as u32) << 2) | sev_code(p.severity);
-        match found {
-            Some(i) => {
-                let a = self.accs[i as usize];
-                let pc = self.merge_acc(a.pc, p.pc);
-                let pv = self.merge_acc(a.pv, p.pv);
-                let acc = &mut self.accs[i as usize];
-                acc.pc = pc;
-                acc.pv = pv;
-                match self.opts.plan {
-                    MergePlan::Max => {
-                        acc.severity = acc.severity.max(p.severity);
-                        acc.reject_media |= p.reject_media;
-                        acc.reject_reports |= p.reject_reports;
-                        acc.obfuscate |= p.obfuscate;
-                    }
-                    MergePlan::Min => {
-                        acc.severity = acc.severity.min(p.severity);
-                        acc.reject_media &= p.reject_media;
-                        acc.reject_reports &= p.reject_reports;
-                        acc.obfuscate &= p.obfuscate;
-                    }
+        let plan = self.opts.plan;
+        let (doms, text) = (&self.doms, &self.text);
+        if let Some(slot) = self.index.find_mut(h, |s| s.key.is(domain, doms, text)) {
+            let acc = &mut slot.acc;
+            acc.pc = self.comments.merge_acc(acc.pc, p.pc);
+            acc.pv = self.comments.merge_acc(acc.pv, p.pv);
+            match plan {
+                MergePlan::Max => {
+                    acc.severity = acc.severity.max(p.severity);
+                    acc.reject_media |= p.reject_media;
+                    acc.reject_reports |= p.reject_reports;
+                    acc.obfuscate |= p.obfuscate;
                 }
-                acc.weight += w;
-                (i, code)
+                MergePlan::Min => {
+                    acc.severity = acc.severity.min(p.severity);
+                    acc.reject_media &= p.reject_media;
+                    acc.reject_reports &= p.reject_reports;
+                    acc.obfuscate &= p.obfuscate;
+                }
             }
-            None => {
-                let i = self.accs.len() as u32;
-                let start = self.text.len();
-                self.text.push_str(domain);
-                self.doms.push((start, self.text.len()));
-                let (doms, text) = (&self.doms, &self.text);
-                self.index
-                    .insert_unique(h, Key::new(i, domain), |k| k.hash(doms, text));
-                self.accs.push(Acc {
-                    weight: w,
-                    pc: self.comments.reprs[p.pc as usize],
-                    pv: self.comments.reprs[p.pv as usize],
-                    severity: p.severity,
-                    reject_media: p.reject_media,
-                    reject_reports: p.reject_reports,
-                    obfuscate: p.obfuscate,
-                });
-                (i, code)
-            }
+            acc.weight += w;
+            return (slot.key.id, code);
         }
+        let i = self.doms.len() as u32;
+        let start = self.text.len();
+        self.text.push_str(domain);
+        self.doms.push((start, self.text.len()));
+        let acc = Acc {
+            weight: w,
+            pc: self.comments.reprs[p.pc as usize],
+            pv: self.comments.reprs[p.pv as usize],
+            severity: p.severity,
+            reject_media: p.reject_media,
+            reject_reports: p.reject_reports,
+            obfuscate: p.obfuscate,
+        };
+        let key = Key::new(i, domain);
+        let (doms, text) = (&self.doms, &self.text);
+        self.index
+            .insert_unique(h, Slot { key, acc }, |s| s.key.hash(doms, text));
+        (i, code)
     }
 
     fn fold_entry(&mut self, si: usize, e: &BlockEntry) -> (u32, u32) {
@@ -804,11 +789,10 @@ impl Merger {
     fn reserve(&mut self, rows: usize) {
         // Room for a quarter of this list's rows as new domains.
         let grow = rows / 4;
-        self.accs.reserve(grow);
         self.doms.reserve(grow);
         self.marks.reserve(rows);
         let (doms, text) = (&self.doms, &self.text);
-        self.index.reserve(grow, |k| k.hash(doms, text));
+        self.index.reserve(grow, |s| s.key.hash(doms, text));
     }
 
     fn add_obfuscated(&mut self, si: usize, obfuscated: Vec<ObfuscatedEntry>) {
@@ -852,15 +836,20 @@ impl Merger {
         let ids: Vec<u32> = (0..list.comments.len())
             .map(|c| self.comments.intern(list.comment(c as u32)))
             .collect();
-        // Lookups in batches before the updates, so that their cache misses overlap (a list
-        // names each domain once, so a domain added in a batch is not looked up again in it).
+        // The rows' slots are looked up (and so loaded) in batches before the updates look
+        // them up again, so that their cache misses overlap.
         const BATCH: usize = 16;
-        let mut found = [None; BATCH];
         for batch in list.rows.chunks(BATCH) {
-            for (f, r) in found.iter_mut().zip(batch) {
-                *f = self.find(r.hash, list.str(r.dom));
+            let mut touch = 0u32;
+            for r in batch {
+                let (doms, text) = (&self.doms, &self.text);
+                let d = list.str(r.dom);
+                if let Some(slot) = self.index.find(r.hash, |s| s.key.is(d, doms, text)) {
+                    touch ^= slot.key.id;
+                }
             }
-            for (&f, r) in found.iter().zip(batch) {
+            std::hint::black_box(touch);
+            for r in batch {
                 let p = Part {
                     severity: r.severity.min(cap),
                     reject_media: r.reject_media && import.reject_media,
@@ -877,15 +866,14 @@ impl Merger {
                         0
                     },
                 };
-                let m = self.fold_found(si, f, r.hash, list.str(r.dom), p);
+                let m = self.fold(si, r.hash, list.str(r.dom), p);
                 self.marks.push(m);
             }
         }
         self.add_obfuscated(si, list.obfuscated);
     }
 
-    fn entry(&self, i: usize, severity: Severity) -> BlockEntry {
-        let a = &self.accs[i];
+    fn entry(&self, a: &Acc, i: usize, severity: Severity) -> BlockEntry {
         BlockEntry {
             domain: self.dom(i).to_string(),
             severity,
@@ -901,7 +889,7 @@ impl Merger {
     /// domains, already normalised) and, with subdomain coverage, parent blocks.
     pub fn finish(mut self, allow: &FxHashSet<String>) -> MergeResult {
         // The votes per domain, in fold order.
-        let mut counts = vec![0u32; self.accs.len()];
+        let mut counts = vec![0u32; self.doms.len()];
         for &(i, _) in &self.marks {
             counts[i as usize] += 1;
         }
@@ -916,7 +904,7 @@ impl Merger {
         self.marks = Vec::new();
         let mut digests_resolved = 0;
         if !self.pending.is_empty() {
-            let by_digest: FxHashMap<String, String> = (0..self.accs.len())
+            let by_digest: FxHashMap<String, String> = (0..self.doms.len())
                 .map(|i| (digest(self.dom(i)), self.dom(i).to_string()))
                 .collect();
             for (si, e, d) in std::mem::take(&mut self.pending) {
@@ -939,14 +927,19 @@ impl Merger {
                 votes[i as usize].push(c);
             }
         }
+        // The accumulators by domain index.
+        let mut accs = vec![Acc::default(); self.doms.len()];
+        for s in self.index.iter() {
+            accs[s.key.id as usize] = s.acc;
+        }
         let n = self.sources.len();
         let total_w: f64 = self.sources.iter().map(|s| s.weight).sum();
         let opts = self.opts;
         // Effective support (weight) and severity per domain.
-        let mut support: Vec<f64> = self.accs.iter().map(|a| a.weight).collect();
-        let mut eff: Vec<Severity> = self.accs.iter().map(|a| a.severity).collect();
+        let mut support: Vec<f64> = accs.iter().map(|a| a.weight).collect();
+        let mut eff: Vec<Severity> = accs.iter().map(|a| a.severity).collect();
         if opts.subdomains {
-            for i in 0..self.accs.len() {
+            for i in 0..accs.len() {
                 let own: FxHashSet<u32> = votes[i].iter().map(|c| c >> 2).collect();
                 let mut extra: FxHashSet<u32> = FxHashSet::default();
                 for p in parents(self.dom(i)) {
@@ -970,7 +963,7 @@ impl Merger {
             ThresholdType::Count => w,
             ThresholdType::Pct => w / total_w * 100.0,
         };
-        let mut outcome: Vec<Outcome> = Vec::with_capacity(self.accs.len());
+        let mut outcome: Vec<Outcome> = Vec::with_capacity(accs.len());
         for (i, s) in support.iter().enumerate() {
             let d = self.dom(i);
             let allowed =
@@ -984,14 +977,14 @@ impl Merger {
             });
         }
         if opts.subdomains {
-            for i in 0..self.accs.len() {
+            for i in 0..accs.len() {
                 if outcome[i] != Outcome::Included {
                     continue;
                 }
-                let e = &self.accs[i];
+                let e = &accs[i];
                 for p in parents(self.dom(i)) {
                     if let Some(j) = self.lookup(p) {
-                        let pe = &self.accs[j];
+                        let pe = &accs[j];
                         if outcome[j] == Outcome::Included
                             && eff[j] >= eff[i]
                             && pe.reject_media >= e.reject_media
@@ -1004,7 +997,7 @@ impl Merger {
                 }
             }
         }
-        let mut order: Vec<usize> = (0..self.accs.len()).collect();
+        let mut order: Vec<usize> = (0..accs.len()).collect();
         order.sort_unstable_by(|&a, &b| self.dom(a).cmp(self.dom(b)));
         let mut entries = Vec::new();
         let mut audit = Vec::with_capacity(order.len());
@@ -1025,7 +1018,7 @@ impl Merger {
                 outcome: outcome[i].clone(),
             });
             if outcome[i] == Outcome::Included {
-                entries.push(self.entry(i, eff[i]));
+                entries.push(self.entry(&accs[i], i, eff[i]));
             }
         }
         MergeResult {
@@ -1166,7 +1159,7 @@ mod tests {
                 let c = toks.join(", ");
                 let id = m.comments.intern(&c);
                 acc_ref = merge_comments(&acc_ref, &c);
-                acc = m.merge_acc(acc, id);
+                acc = m.comments.merge_acc(acc, id);
                 assert_eq!(m.comments.render(acc), acc_ref, "after {c:?}");
             }
         }
