@@ -93,10 +93,29 @@ pub fn keyring(config: &Config) -> anyhow::Result<Keyring> {
     }
 }
 
-/// The job handlers this binary knows.
-pub fn registry(config: &Config, db: Option<&Db>) -> Registry {
-    let db = db.cloned();
+/// The job handlers this binary knows: the moderation and blocklist jobs (which talk to member
+/// instances with tokens unsealed by `keys`), and the test jobs when enabled.
+pub fn registry(config: &Config, db: &Db, keys: &Keyring) -> Registry {
     let mut r = Registry::new();
+    let keyring = std::sync::Arc::new(keys.clone());
+    let client = guildhall_mastodon::ClientConfig::default();
+    guildhall_moderation::register_jobs(
+        &mut r,
+        &guildhall_moderation::Services {
+            db: db.clone(),
+            keyring: keyring.clone(),
+            client: client.clone(),
+        },
+    );
+    guildhall_lists::register_jobs(
+        &mut r,
+        &guildhall_lists::Services {
+            db: db.clone(),
+            keyring,
+            client,
+        },
+    );
+    let db = Some(db.clone());
     if config.worker.test_jobs {
         // Registered only when enabled; the handler gets the database through a clone.
         if let Some(db) = db {
@@ -189,6 +208,7 @@ pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             invitation_lifetime: config.invitation_lifetime,
             secure_cookies: config.secure_cookies,
         };
+        let registry = registry(&config, &db, &keys);
         let state = guildhall_web::AppState::new(db.clone(), web_config).with_keyring(keys);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -199,7 +219,7 @@ pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         } else {
             Some(tokio::spawn(run_worker(
                 db.clone(),
-                registry(&config, Some(&db)),
+                registry,
                 worker_config(&config),
                 stopped(stop_rx.clone()),
             )))
@@ -240,7 +260,8 @@ pub fn worker(args: CommonArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode>
         let db = open_db(&config).await?;
         enable_test_jobs(&config, &db).await?;
         let wc = worker_config(&config);
-        let registry = registry(&config, Some(&db));
+        let keys = keyring(&config)?;
+        let registry = registry(&config, &db, &keys);
         writeln!(
             out,
             "worker {} ready (kinds: {})",

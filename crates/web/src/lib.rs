@@ -34,7 +34,9 @@ pub mod auth;
 pub mod error;
 pub mod input;
 pub mod instances;
+pub mod lists;
 pub mod metrics;
+pub mod moderation;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
@@ -105,7 +107,7 @@ impl AppState {
 /// rendering, metrics, and a `404` for everything else.
 pub fn router(state: AppState) -> Router {
     let mut r: Router<AppState> = Router::new();
-    for spec in routes::ROUTES {
+    for spec in routes::ROUTES.iter() {
         r = r.route(spec.path, routes::method_router(spec, &state));
     }
     r.fallback(|| async { AppError::NotFound })

@@ -3,12 +3,14 @@
 //! entry's [`Access`], the OpenAPI document describes its `/api/v1` entries, and the tests
 //! enumerate it (the authorisation table must name every entry).
 
+use std::sync::LazyLock;
+
 use axum::http::Method;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use guildhall_core::{Permission, Scope};
 
 use crate::auth::Access;
-use crate::{api, instances, pages, AppState};
+use crate::{api, instances, lists, moderation, pages, AppState};
 
 /// Which kind of client a route serves, which decides how callers authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +171,10 @@ pub enum RouteId {
     ApiInstanceDisconnect,
     ApiInstanceWebhookSecret,
     MastodonWebhook,
+    /// A route of the moderation co-op (see [`crate::moderation`]).
+    Moderation(moderation::Route),
+    /// A route of the shared blocklists (see [`crate::lists`]).
+    Lists(lists::Route),
 }
 
 /// One route: method, path (axum syntax, `{param}`), who may use it, and what it reads.
@@ -190,7 +196,20 @@ pub struct RouteSpec {
     pub fields: &'static [Field],
 }
 
+/// Builds a [`RouteSpec`]: `route!(Id, METHOD, "/path", Surface, access, "summary", fields)`, or
+/// with `[expr]` in place of `Id` for a feature module's own route ids.
 macro_rules! route {
+    ([$id:expr], $m:ident, $path:literal, $surface:ident, $access:expr, $summary:literal, $fields:expr) => {
+        $crate::routes::RouteSpec {
+            id: $id,
+            method: ::axum::http::Method::$m,
+            path: $path,
+            surface: $crate::routes::Surface::$surface,
+            access: $access,
+            summary: $summary,
+            fields: $fields,
+        }
+    };
     ($id:ident, $m:ident, $path:literal, $surface:ident, $access:expr, $summary:literal, $fields:expr) => {
         RouteSpec {
             id: RouteId::$id,
@@ -204,11 +223,24 @@ macro_rules! route {
     };
 }
 
+#[allow(unused_imports)] // for the feature modules' tables (`crate::routes::route!`)
+pub(crate) use route;
+
 use Access::{Account, Org, Public, Site};
 use Permission as P;
 
-/// Every route. Adding a route means adding it here (and to the authorisation test's table).
-pub static ROUTES: &[RouteSpec] = &[
+/// Every route: the core ones below and each feature module's. Adding a route means adding it
+/// to one of those tables (and to the authorisation test's table).
+pub static ROUTES: LazyLock<Vec<RouteSpec>> = LazyLock::new(|| {
+    CORE.iter()
+        .chain(moderation::ROUTES)
+        .chain(lists::ROUTES)
+        .cloned()
+        .collect()
+});
+
+/// The core routes: sign-in, organisations, tokens, audit, jobs, instance connection.
+static CORE: &[RouteSpec] = &[
     route!(
         Healthz,
         GET,
@@ -811,6 +843,8 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
         R::ApiInstanceCheck => on(filter, instances::api_check),
         R::ApiInstanceDisconnect => on(filter, instances::api_disconnect),
         R::ApiInstanceWebhookSecret => on(filter, instances::api_webhook_secret),
+        R::Moderation(r) => moderation::handler(r, filter),
+        R::Lists(r) => lists::handler(r, filter),
         R::MastodonWebhook => on(filter, instances::webhook),
     }
 }
@@ -847,7 +881,7 @@ mod tests {
     fn table_has_no_duplicates_and_org_routes_name_the_org() {
         let mut seen = HashSet::new();
         let mut ids = HashSet::new();
-        for r in ROUTES {
+        for r in ROUTES.iter() {
             assert!(
                 seen.insert((r.method.clone(), r.path)),
                 "{} {} twice",

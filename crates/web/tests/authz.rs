@@ -5,6 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "authz_tables/lists.rs"]
+mod lists_table;
+#[path = "authz_tables/moderation.rs"]
+mod moderation_table;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -18,7 +22,8 @@ use guildhall_web::routes::{RouteId, Surface, ROUTES};
 
 /// Who may use each route: `all` (even anonymous), `signed` (anyone signed in), `site` (site
 /// administrators), `members` (every role of the organisation), `nobody`, or a list of roles.
-const EXPECTED: &[(&str, &str, &str)] = &[
+/// The feature modules' routes are in `authz_tables/` (see [`expected`]).
+const CORE_EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/healthz", "all"),
     ("GET", "/readyz", "all"),
     ("GET", "/metrics", "all"),
@@ -100,6 +105,16 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST", "/webhooks/mastodon/{id}", "nobody"),
 ];
 
+/// Every entry: the core table and each feature module's.
+fn expected() -> Vec<(&'static str, &'static str, &'static str)> {
+    CORE_EXPECTED
+        .iter()
+        .chain(moderation_table::EXPECTED)
+        .chain(lists_table::EXPECTED)
+        .copied()
+        .collect()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Caller {
     Anonymous,
@@ -136,7 +151,8 @@ fn the_table_covers_every_route_and_nothing_else() {
         .iter()
         .map(|r| (r.method.to_string(), r.path.to_owned()))
         .collect();
-    let table: BTreeSet<(String, String)> = EXPECTED
+    let expected = expected();
+    let table: BTreeSet<(String, String)> = expected
         .iter()
         .map(|(m, p, _)| (m.to_string(), p.to_string()))
         .collect();
@@ -147,7 +163,7 @@ fn the_table_covers_every_route_and_nothing_else() {
         "routes without an authorisation entry: {missing:?}"
     );
     assert!(extra.is_empty(), "entries naming no route: {extra:?}");
-    assert_eq!(EXPECTED.len(), ROUTES.len(), "an entry is listed twice");
+    assert_eq!(expected.len(), ROUTES.len(), "an entry is listed twice");
 }
 
 /// What one caller's probes need: ids in a fresh organisation.
@@ -209,6 +225,8 @@ async fn fixture(db: &Db, app: &axum::Router, caller: Caller, n: usize) -> Fixtu
     ids.insert("token", accept_token.expose().to_owned());
     ids.insert("api_token", tok.id.to_string());
     ids.insert("job", job.to_string());
+    moderation_table::add_ids(db, org_a, n, &mut ids).await;
+    lists_table::add_ids(db, org_a, n, &mut ids).await;
     Fixture { client, ids }
 }
 
@@ -227,10 +245,21 @@ fn concrete_path(path: &str, id: RouteId, ids: &HashMap<&'static str, String>) -
         RouteId::ApiSetRole | RouteId::ApiRemoveMember => "account2",
         _ => "account",
     };
-    path.replace("{org}", &ids["org"])
+    let mut path = path
+        .replace("{org}", &ids["org"])
         .replace("{account}", &ids[account])
         .replace("{token}", &ids["token"])
-        .replace("{id}", &ids[id_kind])
+        .replace("{id}", &ids[id_kind]);
+    // Any other parameter is named after its fixture id (e.g. `{case}`: see `authz_tables/`).
+    while let Some(start) = path.find('{') {
+        let end = start + path[start..].find('}').expect("a closing brace");
+        let name = &path[start + 1..end];
+        let value = ids
+            .get(name)
+            .unwrap_or_else(|| panic!("no fixture id for {{{name}}}: add it in authz_tables/"));
+        path.replace_range(start..=end, &value.clone());
+    }
+    path
 }
 
 fn is_denied(r: &Resp) -> bool {
@@ -245,9 +274,9 @@ db_test!(
     every_route_allows_and_denies_as_the_table_says,
     |db| async move {
         let app = guildhall_web::router(state(&db));
-        let rules: HashMap<(String, &str), &str> = EXPECTED
-            .iter()
-            .map(|(m, p, r)| ((m.to_string(), *p), *r))
+        let rules: HashMap<(String, &str), &str> = expected()
+            .into_iter()
+            .map(|(m, p, r)| ((m.to_string(), p), r))
             .collect();
         // Routes that change who the caller is go last: accepting an invitation (makes the caller
         // a member) and signing out.
