@@ -17,6 +17,8 @@ use guildhall_web::{AppState, WebConfig};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
+pub mod browser;
+
 /// The body limit used by the tests' app.
 pub const BODY_LIMIT: usize = 4096;
 
