@@ -331,15 +331,9 @@ fn instance_sources(conf: &toml::Table) -> anyhow::Result<Vec<SourceSpec>> {
     Ok(out)
 }
 
-/// Fetches a source's bytes: `file://` URLs and plain paths from disk, `http(s)://` with a
-/// blocking client (following `Link: rel="next"` for instance APIs).
+/// Fetches an `http(s)://` source's bytes with a blocking client (following
+/// `Link: rel="next"` for instance APIs).
 fn fetch(location: &str) -> anyhow::Result<Vec<u8>> {
-    if let Some(p) = location.strip_prefix("file://") {
-        return std::fs::read(p).with_context(|| format!("reading {p}"));
-    }
-    if !(location.starts_with("http://") || location.starts_with("https://")) {
-        return std::fs::read(location).with_context(|| format!("reading {location}"));
-    }
     let (url, token) = match location.split_once("#token=") {
         Some((u, t)) => (u.to_string(), Some(t.to_string())),
         None => (location.to_string(), None),
@@ -389,13 +383,32 @@ trait TakeLimit: std::io::Read + Sized {
 }
 impl<R: std::io::Read> TakeLimit for R {}
 
-fn load(spec: &SourceSpec) -> anyhow::Result<Compact> {
-    let bytes = fetch(&spec.location)?;
-    let origin = spec
-        .location
-        .split_once("#token=")
-        .map_or(spec.location.as_str(), |(u, _)| u);
-    Ok(read_compact(&bytes, origin, spec.format))
+/// Reads a local file into `buf` (reused across files, so that its pages are not faulted in
+/// again for every list).
+fn read_file_into(path: &str, buf: &mut Vec<u8>) -> anyhow::Result<()> {
+    buf.clear();
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_to_end(&mut f, buf))
+        .with_context(|| format!("reading {path}"))?;
+    Ok(())
+}
+
+/// Loads one source; `buf` is scratch space for local files.
+fn load(spec: &SourceSpec, buf: &mut Vec<u8>) -> anyhow::Result<Compact> {
+    let loc = spec.location.as_str();
+    let fetched;
+    let bytes: &[u8] = if let Some(p) = loc.strip_prefix("file://") {
+        read_file_into(p, buf)?;
+        buf
+    } else if !(loc.starts_with("http://") || loc.starts_with("https://")) {
+        read_file_into(loc, buf)?;
+        buf
+    } else {
+        fetched = fetch(loc)?;
+        &fetched
+    };
+    let origin = loc.split_once("#token=").map_or(loc, |(u, _)| u);
+    Ok(read_compact(bytes, origin, spec.format))
 }
 
 fn report_problems(l: &Compact, err: &mut dyn Write) -> std::io::Result<()> {
@@ -432,8 +445,9 @@ fn load_in_order(
             let (tx, rx) = std::sync::mpsc::sync_channel::<anyhow::Result<Compact>>(2);
             rxs.push(rx);
             s.spawn(move || {
+                let mut buf = Vec::new();
                 for spec in specs.iter().skip(k).step_by(threads) {
-                    if tx.send(load(spec)).is_err() {
+                    if tx.send(load(spec, &mut buf)).is_err() {
                         break;
                     }
                 }

@@ -87,25 +87,43 @@ pub(crate) fn normalize_domain_ref(raw: &str) -> Result<NormalizedRef<'_>, Domai
     })
 }
 
-/// Every byte `[a-z0-9_.-]`, no `xn--`, every label 1..=63 bytes (in one pass).
-fn canonical_labels(b: &[u8]) -> bool {
-    let mut label = 0usize;
-    for (i, &c) in b.iter().enumerate() {
-        if c == b'.' {
-            if label == 0 || label > 63 {
-                return false;
-            }
-            label = 0;
-        } else if c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_' {
-            if c == b'-' && i >= 3 && &b[i - 3..=i] == b"xn--" {
-                return false;
-            }
-            label += 1;
-        } else {
-            return false;
+/// Byte classes for [`canonical_labels`]: 0 for `[a-z0-9_]`, [`DOT`], [`DASH`], [`BAD`].
+const CLASS: [u8; 256] = {
+    let mut t = [BAD; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' {
+            t[c] = 0;
         }
+        c += 1;
     }
-    label > 0 && label <= 63
+    t[b'.' as usize] = DOT;
+    t[b'-' as usize] = DASH;
+    t
+};
+const DOT: u8 = 1;
+const DASH: u8 = 4;
+const BAD: u8 = 2;
+
+/// Every byte `[a-z0-9_.-]`, no `xn--`, every label 1..=63 bytes (the caller has checked that
+/// the first and last bytes are not dots). One branch-free pass over the bytes: the classes
+/// are OR-ed together, with a bit for two dots (an empty label) or two dashes in a row (only
+/// then is `xn--` looked for).
+fn canonical_labels(b: &[u8]) -> bool {
+    let (mut flags, mut prev) = (0u8, 0u8);
+    for &c in b {
+        let k = CLASS[c as usize];
+        flags |= (k & BAD) | ((k & prev & DOT) << 3) | ((k & prev & DASH) << 2);
+        prev = k;
+    }
+    if flags & (BAD | (DOT << 3)) != 0 {
+        return false;
+    }
+    if flags & (DASH << 2) != 0 && b.windows(4).any(|w| w == b"xn--") {
+        return false;
+    }
+    b.len() <= 63 || b.split(|&c| c == b'.').all(|l| l.len() <= 63)
 }
 
 fn normalize_slow(raw: &str) -> Result<Normalized, DomainError> {
@@ -248,6 +266,69 @@ mod tests {
         ));
         assert!(!is_canary("example.com"));
         assert!(!is_canary("canary.social"));
+    }
+
+    /// The plain definition [`canonical_labels`] must agree with.
+    fn canonical_reference(b: &[u8]) -> bool {
+        let mut label = 0usize;
+        for (i, &c) in b.iter().enumerate() {
+            if c == b'.' {
+                if label == 0 || label > 63 {
+                    return false;
+                }
+                label = 0;
+            } else if c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_' {
+                if c == b'-' && i >= 3 && &b[i - 3..=i] == b"xn--" {
+                    return false;
+                }
+                label += 1;
+            } else {
+                return false;
+            }
+        }
+        label > 0 && label <= 63
+    }
+
+    #[test]
+    fn canonical_check_matches_its_definition() {
+        let alphabet = b"ax-n.-_.9A\xc3";
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..200_000 {
+            let max = if rnd(10) == 0 { 140 } else { 12 };
+            let len = 1 + rnd(max) as usize;
+            let mut d: Vec<u8> = (0..len)
+                .map(|_| alphabet[rnd(alphabet.len() as u64) as usize])
+                .collect();
+            if rnd(4) == 0 {
+                let at = rnd(len as u64) as usize;
+                d.splice(at..at, b"xn--".iter().copied());
+            }
+            if d[0] == b'.' || d[d.len() - 1] == b'.' {
+                continue;
+            }
+            assert_eq!(
+                canonical_labels(&d),
+                canonical_reference(&d),
+                "{:?}",
+                String::from_utf8_lossy(&d)
+            );
+        }
+        for d in [
+            "a".repeat(63),
+            "a".repeat(64),
+            format!("{}.b", "a".repeat(64)),
+        ] {
+            assert_eq!(
+                canonical_labels(d.as_bytes()),
+                canonical_reference(d.as_bytes())
+            );
+        }
     }
 
     #[test]
