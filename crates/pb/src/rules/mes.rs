@@ -38,6 +38,8 @@ pub struct MesInput<'a> {
     items_at: Vec<u32>,
     /// per project: (ballot, score)
     inv: Vec<Vec<(u32, u32)>>,
+    /// per distinct ballot: its number of voters
+    weights: Vec<u64>,
     /// projects MES considers (positive cost and support)
     pub projects: Vec<usize>,
     /// supported projects of cost zero (selected up front, as pabutools does)
@@ -54,6 +56,9 @@ struct Class {
     epoch: u32,
     bf: f64,
     w: u64,
+    /// the class's supporter-list entries are `State::cent[cent_at .. cent_at + cent_len]`
+    cent_at: u32,
+    cent_len: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -63,24 +68,69 @@ struct Entry {
     w: u64,
 }
 
-/// What one round's class split did to the class structure. The class structure (classes,
-/// their weights, the supporter lists, which class each ballot is in) depends only on the
-/// sequence of winners, not on the endowment, so a later Add1 run whose winners so far agree
-/// with an earlier run's can replay these records instead of walking the ballots again.
+/// What one round's class split did to the class structure: the round's records are
+/// `Lane::dec[..dec_end]`, `Lane::push[..push_end]` and `Lane::moved[..moved_end]` after the
+/// previous round's ends.
+#[derive(Clone, Copy)]
 struct SplitLog {
     win: usize,
+    dec_end: usize,
+    push_end: usize,
+    moved_end: usize,
+}
+
+/// One Add1 lane: the structural record of its previous MES run, and buffers kept from run to
+/// run (so a run does not allocate them again).
+///
+/// The class structure (classes, their weights, the supporter lists, which class each ballot is
+/// in) depends only on the sequence of winners, not on the endowment, so a later run whose
+/// winners so far agree with an earlier run's replays the records instead of walking the
+/// ballots again.
+#[derive(Default)]
+pub struct Lane {
+    rounds: Vec<SplitLog>,
     /// `(project, entry index, weight moved out of that entry)`
     dec: Vec<(u32, u32, u64)>,
-    /// new supporter-list entries, in push order: `(project, entry)`
+    /// new supporter-list entries, in push order (grouped by class): `(project, entry)`
     push: Vec<(u32, Entry)>,
     /// `(ballot, new class)`: ballots that moved to a new class
     moved: Vec<(u32, u32)>,
+    bufs: Option<Buffers>,
 }
 
-/// The structural record of an earlier MES run (one [`SplitLog`] per round).
+/// The vectors of a [`State`] and the scratch space of a class split, kept between runs.
 #[derive(Default)]
-pub struct Trace {
-    rounds: Vec<SplitLog>,
+struct Buffers {
+    class_of: Vec<u32>,
+    entries: Vec<Vec<Entry>>,
+    cent: Vec<(u32, u32, u32)>,
+    classes: Vec<Class>,
+    sc: Scratch,
+}
+
+/// Scratch space of a class split.
+#[derive(Default)]
+struct Scratch {
+    /// per project: index in `gathered` of its first entry, or `u32::MAX`
+    slot: Vec<u32>,
+    gathered: Vec<Gathered>,
+    split: Vec<(u32, u32, u32)>,
+    old_of: Vec<u32>,
+    split_at: Vec<u32>,
+    moved: Vec<(u32, u32)>,
+    start: Vec<usize>,
+    fill: Vec<usize>,
+    order: Vec<u32>,
+}
+
+/// An entry of the class being split, and the weight of its moving ballots.
+#[derive(Clone, Copy)]
+struct Gathered {
+    q: u32,
+    s: u32,
+    /// index of the old class's entry in `entries[q]`
+    idx: u32,
+    w: u64,
 }
 
 /// One MES round.
@@ -124,19 +174,30 @@ struct State {
     factors: Vec<BigInt>,
     classes: Vec<Class>,
     class_of: Vec<u32>,
+    /// per project: its supporters as `(class, score, weight)` (weight 0: moved away)
     entries: Vec<Vec<Entry>>,
-    centries: Vec<Vec<(u32, u32, u32)>>,
+    /// per class (see `Class::cent_at`): `(project, score, index in entries[project])`, sorted,
+    /// without the projects selected when the class was made
+    cent: Vec<(u32, u32, u32)>,
+    /// selected so far (their supporter lists are no longer kept up to date)
+    is_sel: Vec<bool>,
+    sc: Scratch,
 }
 
 impl State {
     fn value(&self, c: usize) -> BigInt {
-        let cl = &self.classes[c];
-        let f = &self.factors[cl.epoch as usize];
-        if f.is_one() {
-            cl.n.clone()
-        } else {
-            &cl.n * f
-        }
+        class_value(&self.classes, &self.factors, c)
+    }
+}
+
+/// The budget numerator (over `State::d`) of class `c`.
+fn class_value(classes: &[Class], factors: &[BigInt], c: usize) -> BigInt {
+    let cl = &classes[c];
+    let f = &factors[cl.epoch as usize];
+    if f.is_one() {
+        cl.n.clone()
+    } else {
+        &cl.n * f
     }
 }
 
@@ -250,6 +311,7 @@ impl<'a> MesInput<'a> {
             items,
             items_at,
             inv,
+            weights: prof.ballots.iter().map(|b| b.weight).collect(),
             projects,
             free,
         })
@@ -261,41 +323,58 @@ impl<'a> MesInput<'a> {
 
     /// One MES run with endowment `e0` per voter (currency units).
     pub fn run(&self, e0: &Q, ties: &TieOrder, detail: bool) -> MesRun {
-        self.run_traced(e0, ties, detail, None)
+        self.run_lane(e0, ties, detail, &mut Lane::default())
     }
 
-    /// One MES run; with a trace, the class splits of the rounds whose winners agree with the
-    /// traced run's are replayed from it, and the trace is then updated to this run.
-    pub fn run_traced(
-        &self,
-        e0: &Q,
-        ties: &TieOrder,
-        detail: bool,
-        mut trace: Option<&mut Trace>,
-    ) -> MesRun {
+    /// One MES run in a lane: the class splits of the rounds whose winners agree with the
+    /// lane's previous run are replayed from its record, and the record is then updated to this
+    /// run.
+    pub fn run_lane(&self, e0: &Q, ties: &TieOrder, detail: bool, lane: &mut Lane) -> MesRun {
         let nb = self.prof.ballots.len();
-        let weights: Vec<u64> = self.prof.ballots.iter().map(|b| b.weight).collect();
+        let m = self.e.projects.len();
         let e0s = e0 * Q::from_integer(self.scale.clone());
+        let mut bufs = lane.bufs.take().unwrap_or_default();
+        bufs.class_of.clear();
+        bufs.class_of.resize(nb, 0);
+        bufs.entries.resize_with(m, Vec::new);
+        for (en, init) in bufs.entries.iter_mut().zip(&self.init_entries) {
+            en.clear();
+            en.extend_from_slice(init);
+        }
+        bufs.cent.clear();
+        bufs.cent.extend_from_slice(&self.init_centries);
+        bufs.classes.clear();
+        bufs.sc.slot.clear();
+        bufs.sc.slot.resize(m, u32::MAX);
+        bufs.classes.push(Class {
+            n: e0s.numer().clone(),
+            epoch: 0,
+            bf: q_f64(&e0s),
+            w: self.prof.n_voters,
+            cent_at: 0,
+            cent_len: self.init_centries.len() as u32,
+        });
+        let mut is_sel = vec![false; m];
+        for &p in &self.free {
+            is_sel[p] = true;
+        }
         let mut st = State {
             d: e0s.denom().clone(),
             factors: vec![BigInt::one()],
-            classes: vec![Class {
-                n: e0s.numer().clone(),
-                epoch: 0,
-                bf: q_f64(&e0s),
-                w: self.prof.n_voters,
-            }],
-            class_of: vec![0u32; nb],
-            entries: self.init_entries.clone(),
-            centries: vec![self.init_centries.clone()],
+            classes: bufs.classes,
+            class_of: bufs.class_of,
+            entries: bufs.entries,
+            cent: bufs.cent,
+            is_sel,
+            sc: bufs.sc,
         };
         let mut prev = self.init_prev.clone();
         let mut active: Vec<usize> = self.projects.clone();
         let mut selected: Vec<usize> = self.free.clone();
         let mut rounds: Vec<Round> = Vec::new();
-        let mut scratch: Vec<bool> = Vec::new();
-        // rounds replayed from the trace so far (`usize::MAX` once the run has diverged)
+        // rounds replayed from the record so far (`usize::MAX` once the run has diverged)
         let mut synced_upto = 0usize;
+        let mut poor: Vec<bool> = Vec::new();
         loop {
             active.sort_by(|&a, &b| prev[a].total_cmp(&prev[b]));
             let mut best: Option<(Price, Vec<Price>)> = None;
@@ -306,7 +385,7 @@ impl<'a> MesInput<'a> {
                         break;
                     }
                 }
-                match self.price(p, &st, &mut scratch) {
+                match self.price(p, &st, &mut poor) {
                     None => gone.push(p),
                     Some((num, den)) => {
                         let rf = match &num {
@@ -344,54 +423,31 @@ impl<'a> MesInput<'a> {
             };
             active.retain(|&p| p != win);
             selected.push(win);
+            st.is_sel[win] = true;
             let r = rounds.len();
-            let round = match trace.as_deref_mut() {
-                None => self.apply(price, &mut st, &weights, detail, Split::Fresh(None)),
-                Some(tr) => {
-                    if synced_upto == r && tr.rounds.get(r).is_some_and(|l| l.win == win) {
-                        synced_upto = r + 1;
-                        self.apply(
-                            price,
-                            &mut st,
-                            &weights,
-                            detail,
-                            Split::Replay(&tr.rounds[r]),
-                        )
+            let round = if synced_upto == r && lane.rounds.get(r).is_some_and(|l| l.win == win) {
+                synced_upto = r + 1;
+                self.apply(price, &mut st, detail, lane, Split::Replay(r))
+            } else {
+                if synced_upto == r {
+                    // first divergence: bring `class_of` up to date, drop the rest
+                    let moved_end = if r == 0 {
+                        0
                     } else {
-                        if synced_upto == r {
-                            // first divergence: bring `class_of` up to date, drop the rest
-                            for l in &tr.rounds[..r] {
-                                for &(b, nc) in &l.moved {
-                                    st.class_of[b as usize] = nc;
-                                }
-                            }
-                            tr.rounds.truncate(r);
-                            synced_upto = usize::MAX;
-                        }
-                        let mut log = SplitLog {
-                            win,
-                            dec: Vec::new(),
-                            push: Vec::new(),
-                            moved: Vec::new(),
-                        };
-                        let round = self.apply(
-                            price,
-                            &mut st,
-                            &weights,
-                            detail,
-                            Split::Fresh(Some(&mut log)),
-                        );
-                        tr.rounds.push(log);
-                        round
+                        lane.rounds[r - 1].moved_end
+                    };
+                    for &(b, nc) in &lane.moved[..moved_end] {
+                        st.class_of[b as usize] = nc;
                     }
+                    lane.truncate(r);
+                    synced_upto = usize::MAX;
                 }
+                self.apply(price, &mut st, detail, lane, Split::Fresh)
             };
             rounds.push(round);
         }
-        if let Some(tr) = trace {
-            if synced_upto != usize::MAX {
-                tr.rounds.truncate(synced_upto);
-            }
+        if synced_upto != usize::MAX {
+            lane.truncate(synced_upto);
         }
         let mut left_over = Vec::new();
         if detail {
@@ -409,6 +465,13 @@ impl<'a> MesInput<'a> {
                 left_over.push((p, Q::new(s, dq.clone())));
             }
         }
+        lane.bufs = Some(Buffers {
+            class_of: st.class_of,
+            entries: st.entries,
+            cent: st.cent,
+            classes: st.classes,
+            sc: st.sc,
+        });
         MesRun {
             endowment: e0.clone(),
             selected,
@@ -573,9 +636,9 @@ impl<'a> MesInput<'a> {
         &self,
         price: Price,
         st: &mut State,
-        weights: &[u64],
         detail: bool,
-        split_mode: Split<'_>,
+        lane: &mut Lane,
+        split_mode: Split,
     ) -> Round {
         let win = price.p;
         let denb = big(price.den);
@@ -599,19 +662,15 @@ impl<'a> MesInput<'a> {
         } else {
             (Q::zero(), Q::zero())
         };
-        let win_entries: Vec<Entry> = st.entries[win]
-            .iter()
-            .copied()
-            .filter(|e| e.w > 0)
-            .collect();
         let mut payments = Vec::new();
+        let sc = &mut st.sc;
         // (old class, s) -> new class
-        let mut split: Vec<(u32, u32, u32)> = Vec::new();
+        sc.split.clear();
+        sc.old_of.clear();
         let first_new = st.classes.len() as u32;
-        let mut old_of: Vec<u32> = Vec::new();
-        for en in &win_entries {
+        for en in st.entries[win].iter().filter(|e| e.w > 0) {
             let c = en.class as usize;
-            let v = st.value(c);
+            let v = class_value(&st.classes, &st.factors, c);
             let ts = &num * BigInt::from(en.s);
             let nv = if v < ts { BigInt::zero() } else { &v - &ts };
             if detail {
@@ -630,11 +689,12 @@ impl<'a> MesInput<'a> {
                     epoch: now,
                     bf,
                     w: en.w,
+                    cent_at: 0,
+                    cent_len: 0,
                 });
-                st.centries.push(Vec::new());
                 st.classes[c].w -= en.w;
-                split.push((en.class, en.s, id));
-                old_of.push(en.class);
+                sc.split.push((en.class, en.s, id));
+                sc.old_of.push(en.class);
             }
         }
         let round = Round {
@@ -643,131 +703,178 @@ impl<'a> MesInput<'a> {
             t,
             payments,
         };
-        if split.is_empty() {
-            return round;
-        }
-        let mut log = match split_mode {
-            Split::Replay(l) => {
-                for &(q, idx, w) in &l.dec {
-                    st.entries[q as usize][idx as usize].w -= w;
-                }
-                for &(q, en) in &l.push {
-                    let idx = st.entries[q as usize].len() as u32;
-                    st.entries[q as usize].push(en);
-                    st.centries[en.class as usize].push((q, en.s, idx));
-                }
+        let r = match split_mode {
+            Split::Replay(r) => r,
+            Split::Fresh => {
+                let r = lane.rounds.len();
+                self.split(st, lane, win, first_new);
+                lane.rounds.push(SplitLog {
+                    win,
+                    dec_end: lane.dec.len(),
+                    push_end: lane.push.len(),
+                    moved_end: lane.moved.len(),
+                });
+                debug_assert_eq!(r + 1, lane.rounds.len());
                 return round;
             }
-            Split::Fresh(l) => l,
         };
-        split.sort_unstable();
-        // move ballots and gather the new classes' entries
-        let k = split.len();
-        // moved ballots grouped by new class (counting sort)
-        let mut moved: Vec<(u32, u32)> = Vec::new(); // (local new class, ballot)
-                                                     // first index in `split` of each split class
-        let mut split_at: Vec<u32> = vec![u32::MAX; first_new as usize];
-        for (i, x) in split.iter().enumerate().rev() {
-            split_at[x.0 as usize] = i as u32;
+        // replay round `r` of the lane's record
+        let (dec_from, push_from) = match r.checked_sub(1) {
+            Some(q) => (lane.rounds[q].dec_end, lane.rounds[q].push_end),
+            None => (0, 0),
+        };
+        let log = lane.rounds[r];
+        for &(q, idx, w) in &lane.dec[dec_from..log.dec_end] {
+            st.entries[q as usize][idx as usize].w -= w;
         }
-        for &(b, s) in &self.inv[win] {
-            let old = st.class_of[b as usize];
-            let mut i = split_at[old as usize] as usize;
-            if i == u32::MAX as usize {
-                continue;
+        for &(q, en) in &lane.push[push_from..log.push_end] {
+            let cl = &mut st.classes[en.class as usize];
+            if cl.cent_len == 0 {
+                cl.cent_at = st.cent.len() as u32;
             }
-            while i < split.len() && split[i].0 == old {
-                if split[i].1 == s {
-                    let nc = split[i].2;
-                    st.class_of[b as usize] = nc;
-                    moved.push((nc - first_new, b));
-                    if let Some(l) = log.as_deref_mut() {
-                        l.moved.push((b, nc));
-                    }
+            cl.cent_len += 1;
+            let idx = st.entries[q as usize].len() as u32;
+            st.entries[q as usize].push(en);
+            st.cent.push((q, en.s, idx));
+        }
+        round
+    }
+
+    /// Moves the winner's supporters in split classes to their new classes (`st.sc.split`:
+    /// `(old class, score, new class)`; `st.sc.old_of`: the old class of each new class from
+    /// `first_new` on) and gives the new classes their supporter lists, recording what it did
+    /// in the lane. Selected projects are left out of the new lists.
+    fn split(&self, st: &mut State, lane: &mut Lane, win: usize, first_new: u32) {
+        let State {
+            classes,
+            class_of,
+            entries,
+            cent,
+            is_sel,
+            sc,
+            ..
+        } = st;
+        let k = sc.split.len();
+        if k == 0 {
+            return;
+        }
+        sc.split.sort_unstable();
+        // first index in `split` of each split class
+        sc.split_at.clear();
+        sc.split_at.resize(first_new as usize, u32::MAX);
+        for (i, x) in sc.split.iter().enumerate().rev() {
+            sc.split_at[x.0 as usize] = i as u32;
+        }
+        // move ballots; `moved`: (local new class, ballot)
+        sc.moved.clear();
+        for &(b, s) in &self.inv[win] {
+            let old = class_of[b as usize];
+            let Some(&at) = sc.split_at.get(old as usize) else {
+                continue;
+            };
+            let mut i = at as usize;
+            while i < k && sc.split[i].0 == old {
+                if sc.split[i].1 == s {
+                    let nc = sc.split[i].2;
+                    class_of[b as usize] = nc;
+                    sc.moved.push((nc - first_new, b));
+                    lane.moved.push((b, nc));
                     break;
                 }
                 i += 1;
             }
         }
-        let mut start = vec![0usize; k + 1];
-        for &(l, _) in &moved {
-            start[l as usize + 1] += 1;
+        // moved ballots grouped by new class (counting sort)
+        sc.start.clear();
+        sc.start.resize(k + 1, 0);
+        for &(l, _) in &sc.moved {
+            sc.start[l as usize + 1] += 1;
         }
         for i in 0..k {
-            start[i + 1] += start[i];
+            sc.start[i + 1] += sc.start[i];
         }
-        let mut order = vec![0u32; moved.len()];
-        let mut fill = start.clone();
-        for &(l, b) in &moved {
-            order[fill[l as usize]] = b;
-            fill[l as usize] += 1;
+        sc.order.clear();
+        sc.order.resize(sc.moved.len(), 0);
+        sc.fill.clear();
+        sc.fill.extend_from_slice(&sc.start);
+        for &(l, b) in &sc.moved {
+            sc.order[sc.fill[l as usize]] = b;
+            sc.fill[l as usize] += 1;
         }
-        let m = self.e.projects.len();
-        let mut slot: Vec<u32> = vec![u32::MAX; m];
-        let mut gathered: Vec<(u32, u32, u64)> = Vec::new(); // (project, s, w) of one class
         for l in 0..k {
             let nc = first_new + l as u32;
-            gathered.clear();
-            for &b in &order[start[l]..start[l + 1]] {
-                let w = weights[b as usize];
+            let old = &classes[sc.old_of[l] as usize];
+            let (ca, cl) = (old.cent_at as usize, old.cent_len as usize);
+            // the old class's entries (sorted by project and score), minus selected projects
+            sc.gathered.clear();
+            for &(q, s, idx) in &cent[ca..ca + cl] {
+                if is_sel[q as usize] {
+                    continue;
+                }
+                if sc.slot[q as usize] == u32::MAX {
+                    sc.slot[q as usize] = sc.gathered.len() as u32;
+                }
+                sc.gathered.push(Gathered { q, s, idx, w: 0 });
+            }
+            for &b in &sc.order[sc.start[l]..sc.start[l + 1]] {
+                let w = self.weights[b as usize];
                 for &(q, sq) in self.ballot_items(b as usize) {
-                    let sl = slot[q as usize];
-                    if sl != u32::MAX && gathered[sl as usize].1 == sq {
-                        gathered[sl as usize].2 += w;
-                    } else if sl == u32::MAX {
-                        slot[q as usize] = gathered.len() as u32;
-                        gathered.push((q, sq, w));
-                    } else {
-                        // another score for the same project (cardinal utilities)
-                        match gathered.iter_mut().find(|x| x.0 == q && x.1 == sq) {
-                            Some(x) => x.2 += w,
-                            None => gathered.push((q, sq, w)),
+                    // u32::MAX (left out): past the end
+                    let mut i = sc.slot[q as usize] as usize;
+                    while i < sc.gathered.len() && sc.gathered[i].q == q {
+                        if sc.gathered[i].s == sq {
+                            sc.gathered[i].w += w;
+                            break;
                         }
+                        i += 1;
                     }
                 }
             }
-            for x in &gathered {
-                slot[x.0 as usize] = u32::MAX;
-            }
-            gathered.sort_unstable_by_key(|x| (x.0, x.1));
-            let old = old_of[l];
-            // both `gathered` and the old class's entries are sorted by (project, score): merge
-            let mut j = 0usize;
-            for &(q, sq, w) in &gathered {
-                let ce = &st.centries[old as usize];
-                while j < ce.len() && (ce[j].0, ce[j].1) < (q, sq) {
-                    j += 1;
+            let at = cent.len();
+            for g in &sc.gathered {
+                sc.slot[g.q as usize] = u32::MAX;
+                if g.w == 0 {
+                    continue;
                 }
-                if j < ce.len() && (ce[j].0, ce[j].1) == (q, sq) {
-                    let idx = ce[j].2 as usize;
-                    st.entries[q as usize][idx].w -= w;
-                    if let Some(l) = log.as_deref_mut() {
-                        l.dec.push((q, idx as u32, w));
-                    }
-                }
-                let idx = st.entries[q as usize].len() as u32;
+                let list = &mut entries[g.q as usize];
+                list[g.idx as usize].w -= g.w;
+                lane.dec.push((g.q, g.idx, g.w));
                 let en = Entry {
                     class: nc,
-                    s: sq,
-                    w,
+                    s: g.s,
+                    w: g.w,
                 };
-                st.entries[q as usize].push(en);
-                if let Some(l) = log.as_deref_mut() {
-                    l.push.push((q, en));
-                }
-                st.centries[nc as usize].push((q, sq, idx));
+                cent.push((g.q, g.s, list.len() as u32));
+                list.push(en);
+                lane.push.push((g.q, en));
             }
+            let c = &mut classes[nc as usize];
+            c.cent_at = at as u32;
+            c.cent_len = (cent.len() - at) as u32;
         }
-        round
     }
 }
 
 /// How `apply` updates the class structure.
-enum Split<'a> {
-    /// Walk the winner's supporters (and record what was done, if asked).
-    Fresh(Option<&'a mut SplitLog>),
-    /// Replay a recorded split (the structure is known to be the recorded one).
-    Replay(&'a SplitLog),
+enum Split {
+    /// Walk the winner's supporters (and record what was done in the lane).
+    Fresh,
+    /// Replay round `r` of the lane's record (the structure is known to be the recorded one).
+    Replay(usize),
+}
+
+impl Lane {
+    /// Keeps the first `r` rounds of the record.
+    fn truncate(&mut self, r: usize) {
+        self.rounds.truncate(r);
+        let (d, p, m) = match self.rounds.last() {
+            Some(l) => (l.dec_end, l.push_end, l.moved_end),
+            None => (0, 0, 0),
+        };
+        self.dec.truncate(d);
+        self.push.truncate(p);
+        self.moved.truncate(m);
+    }
 }
 
 fn exhaustive(e: &Election, sel: &[usize], candidates: &[usize]) -> bool {
@@ -813,34 +920,32 @@ pub fn mes_full(
                 .unwrap_or(1)
                 .clamp(1, 4);
             let mut prev: Option<MesRun> = None;
-            // one trace per lane: lane i runs e + i·inc, e + (i + batch)·inc, …
-            let mut traces: Vec<Trace> = (0..batch).map(|_| Trace::default()).collect();
+            // lane i runs e + i·inc, e + (i + batch)·inc, …
+            let mut lanes: Vec<Lane> = (0..batch).map(|_| Lane::default()).collect();
             'outer: loop {
                 let es: Vec<Q> = (0..batch)
                     .map(|i| &e0 + &opts.increment * Q::from_integer(i.into()))
                     .collect();
                 let results: Vec<MesRun> = if batch == 1 {
-                    vec![input.run_traced(&es[0], ties, false, Some(&mut traces[0]))]
+                    vec![input.run_lane(&es[0], ties, false, &mut lanes[0])]
                 } else {
                     let input = &input;
                     let joined: Vec<Option<MesRun>> = std::thread::scope(|s| {
                         let hs: Vec<_> = es
                             .iter()
-                            .zip(traces.iter_mut())
-                            .map(|(x, tr)| {
-                                s.spawn(move || input.run_traced(x, ties, false, Some(tr)))
-                            })
+                            .zip(lanes.iter_mut())
+                            .map(|(x, lane)| s.spawn(move || input.run_lane(x, ties, false, lane)))
                             .collect();
                         hs.into_iter().map(|h| h.join().ok()).collect()
                     });
                     joined
                         .into_iter()
                         .zip(&es)
-                        .zip(traces.iter_mut())
-                        .map(|((r, x), tr)| {
+                        .zip(lanes.iter_mut())
+                        .map(|((r, x), lane)| {
                             r.unwrap_or_else(|| {
-                                // a panicked lane may have left its trace half-updated
-                                tr.rounds.clear();
+                                // a panicked lane may have left its record half-updated
+                                *lane = Lane::default();
                                 input.run(x, ties, false)
                             })
                         })
