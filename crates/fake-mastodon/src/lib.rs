@@ -43,7 +43,7 @@ pub use seed::{
     AccountSeed, BlockSeed, Flavor, Injected, MediaSeed, PublicBlocksMode, ReportSeed, StatusSeed,
     TokenSeed, WebhookFault,
 };
-pub use state::{normalize_domain, obfuscate_domain, Delivery, RequestRecord};
+pub use state::{normalize_domain, obfuscate_domain, BlockWrite, Delivery, RequestRecord};
 
 use server::{lock, Shared};
 use state::{State, Token};
@@ -121,6 +121,13 @@ impl Builder {
                 created_at: state::now_string(),
             },
         );
+        self
+    }
+
+    /// Adds a follow of a local account to an account on `domain`, made on `day`
+    /// (`YYYY-MM-DD`): counted by the `instance_follows` measure over periods containing `day`.
+    pub fn follow(mut self, domain: &str, day: &str) -> Self {
+        self.state.follows.push((domain.to_owned(), day.to_owned()));
         self
     }
 
@@ -232,6 +239,29 @@ impl FakeMastodon {
     /// While `Some(status)`, every request gets that status with an nginx-style HTML page.
     pub fn set_outage(&self, status: Option<u16>) {
         lock(&self.shared).outage = status;
+    }
+
+    /// After `k` more requests are answered, every request gets `status` (an outage) until
+    /// [`FakeMastodon::set_outage`]`(None)`.
+    pub fn outage_after(&self, k: usize, status: u16) {
+        lock(&self.shared).outage_after = Some((k, status));
+    }
+
+    /// Adds a follow of a local account to an account on `domain`, made on `day`.
+    pub fn add_follow(&self, domain: &str, day: &str) {
+        lock(&self.shared)
+            .follows
+            .push((domain.to_owned(), day.to_owned()));
+    }
+
+    /// Removes every follow of accounts on `domain` (they unfollowed).
+    pub fn remove_follows(&self, domain: &str) {
+        lock(&self.shared).follows.retain(|(d, _)| d != domain);
+    }
+
+    /// Every domain-block write (create, update, delete) that reached the API, in order.
+    pub fn block_writes(&self) -> Vec<BlockWrite> {
+        lock(&self.shared).block_writes.clone()
     }
 
     /// The next `n` requests fail with `status` and a Rails-style HTML error page.

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::seed::{Flavor, PublicBlocksMode, WebhookFault};
+use crate::state::BlockWrite;
 use crate::state::{
     format_us, hex, normalize_domain, now_string, obfuscate_domain, sha256_hex, Allow, App,
     AuthCode, Block, Delivery, RequestRecord, State, Token, Window,
@@ -356,6 +357,14 @@ pub(crate) async fn middleware(
     }
     let early = {
         let mut st = lock(&shared);
+        if let Some((k, status)) = st.outage_after {
+            if k == 0 {
+                st.outage = Some(status);
+                st.outage_after = None;
+            } else {
+                st.outage_after = Some((k - 1, status));
+            }
+        }
         if let Some(status) = st.outage {
             Early::Resp(html(status, "<html><head><title>503 Service Temporarily Unavailable</title></head><body><center><h1>503 Service Temporarily Unavailable</h1></center><hr><center>nginx</center></body></html>"))
         } else if let Some(status) = st.fail_next.pop_front() {
@@ -1177,13 +1186,16 @@ async fn block_create((AxState(s), headers, uri, body): Req) -> Response {
     if !raw.trim().is_empty() {
         if let Some(domain) = normalize_domain(&raw) {
             if let Some(existing) = st.rule_for(&domain) {
-                return json_resp(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    json!({
-                        "error": format!("You have already imposed stricter limits on {}.", existing.domain),
-                        "existing_domain_block": st.block_json(existing),
-                    }),
-                );
+                let body = json!({
+                    "error": format!("You have already imposed stricter limits on {}.", existing.domain),
+                    "existing_domain_block": st.block_json(existing),
+                });
+                st.block_writes.push(BlockWrite {
+                    method: "POST".to_owned(),
+                    domain: domain.clone(),
+                    status: 422,
+                });
+                return json_resp(StatusCode::UNPROCESSABLE_ENTITY, body);
             }
         }
     }
@@ -1211,6 +1223,11 @@ async fn block_create((AxState(s), headers, uri, body): Req) -> Response {
         created_by: caller.account_id,
     };
     let v = st.block_json(&block);
+    st.block_writes.push(BlockWrite {
+        method: "POST".to_owned(),
+        domain: block.domain.clone(),
+        status: 200,
+    });
     st.blocks.insert(id, block);
     ok(v)
 }
@@ -1298,6 +1315,14 @@ async fn block_update(
             b.private_comment = Some(v.to_owned()).filter(|v| !v.is_empty());
         }
     }
+    let written = st.blocks.get(&id).map(|b| b.domain.clone());
+    if let Some(domain) = written {
+        st.block_writes.push(BlockWrite {
+            method: "PUT".to_owned(),
+            domain,
+            status: 200,
+        });
+    }
     match st.blocks.get(&id) {
         Some(b) => ok(st.block_json(b)),
         None => not_found(&st),
@@ -1319,6 +1344,11 @@ async fn block_delete(
         return not_found(&st);
     };
     st.deleted_blocks.insert(id);
+    st.block_writes.push(BlockWrite {
+        method: "DELETE".to_owned(),
+        domain: b.domain.clone(),
+        status: 200,
+    });
     match st.flavor {
         Flavor::Mastodon => ok(json!({})),
         Flavor::GoToSocial => ok(st.block_json(&b)),
@@ -1411,16 +1441,32 @@ async fn measures((AxState(s), headers, uri, body): Req) -> Response {
         }
     }
     let start = p.get("start_at").unwrap_or("").to_owned();
+    let end = p.get("end_at").unwrap_or("").to_owned();
     let out: Vec<Value> = p
         .all("keys")
         .into_iter()
         .map(|key| {
             let domain = p.get(&format!("{key}[domain]")).map(str::to_owned);
+            // `instance_follows` counts the follows (rows that still exist) made within the
+            // period, as Mastodon's InstanceFollowsMeasure does; a seeded total overrides it.
+            let counted = match (key, &domain) {
+                ("instance_follows", Some(d)) => i64::try_from(
+                    st.follows
+                        .iter()
+                        .filter(|(fd, day)| {
+                            fd == d && day.as_str() >= &start[..start.len().min(10)]
+                                && day.as_str() <= &end[..end.len().min(10)]
+                        })
+                        .count(),
+                )
+                .unwrap_or(i64::MAX),
+                _ => 0,
+            };
             let total = st
                 .measures
                 .get(&(key.to_owned(), domain))
                 .copied()
-                .unwrap_or(0);
+                .unwrap_or(counted);
             json!({
                 "key": key,
                 "unit": null,

@@ -101,6 +101,17 @@ pub struct RequestRecord {
     pub status: u16,
 }
 
+/// A write to the domain-block API that reached the handler (for exactly-once checks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockWrite {
+    /// `POST`, `PUT` or `DELETE`.
+    pub method: String,
+    /// The (normalised) domain written.
+    pub domain: String,
+    /// The answer's status (200, or 422 when a block already covered the domain).
+    pub status: u16,
+}
+
 /// A rate-limit window.
 #[derive(Debug, Clone)]
 pub(crate) struct Window {
@@ -123,6 +134,10 @@ pub(crate) struct State {
     pub deleted_blocks: HashSet<u64>,
     pub allows: BTreeMap<u64, Allow>,
     pub measures: HashMap<(String, Option<String>), i64>,
+    /// Follow relationships of local accounts to accounts on a domain: (domain, `YYYY-MM-DD`
+    /// the follow was made). Unfollowing deletes the row, as Mastodon does.
+    pub follows: Vec<(String, String)>,
+    pub block_writes: Vec<BlockWrite>,
     pub tokens: HashMap<String, Token>,
     pub apps: BTreeMap<u64, App>,
     pub codes: HashMap<String, AuthCode>,
@@ -134,6 +149,7 @@ pub(crate) struct State {
     pub secret_counter: u64,
     // Faults and limits.
     pub outage: Option<u16>,
+    pub outage_after: Option<(usize, u16)>,
     pub fail_next: VecDeque<u16>,
     pub inject_429: u32,
     pub inject_429_reset: Duration,
@@ -164,6 +180,8 @@ impl State {
             deleted_blocks: HashSet::new(),
             allows: BTreeMap::new(),
             measures: HashMap::new(),
+            follows: Vec::new(),
+            block_writes: Vec::new(),
             tokens: HashMap::new(),
             apps: BTreeMap::new(),
             codes: HashMap::new(),
@@ -174,6 +192,7 @@ impl State {
             next_id: 100_000,
             secret_counter: 0,
             outage: None,
+            outage_after: None,
             fail_next: VecDeque::new(),
             inject_429: 0,
             inject_429_reset: Duration::from_millis(50),

@@ -1021,3 +1021,84 @@ async fn users_file_reports_and_rules_force_violation() {
     assert_eq!(r["category"], "other", "GoToSocial ignores category");
     assert_eq!(r["status_ids"], Value::Null);
 }
+
+#[tokio::test]
+async fn instance_follows_counts_existing_follows_made_within_the_period() {
+    let fake = FakeMastodon::builder()
+        .account(AccountSeed::local(1, "dash").with_role("Dash", VIEW_DASHBOARD))
+        .token("dash", &["admin:read"], Some(1))
+        .follow("old.example", "2019-05-02")
+        .follow("old.example", "2026-01-10")
+        .start()
+        .await
+        .unwrap();
+    let h = Http::new(&fake);
+    let total = |start: &'static str, end: &'static str| {
+        let h = &h;
+        async move {
+            let r =
+                h.c.post(format!("{}/api/v1/admin/measures", h.base))
+                    .bearer_auth("dash")
+                    .json(
+                        &json!({"keys": ["instance_follows"], "start_at": start, "end_at": end,
+                              "instance_follows": {"domain": "old.example"}}),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            let v: Value = r.json().await.unwrap();
+            v[0]["total"].as_str().unwrap().to_owned()
+        }
+    };
+    // A recent window misses the 2019 follow; a window from before Mastodon existed counts
+    // every follow relationship that exists now.
+    assert_eq!(total("2026-01-01", "2026-01-31").await, "1");
+    assert_eq!(total("2016-03-01", "2026-12-31").await, "2");
+    fake.remove_follows("old.example");
+    assert_eq!(total("2016-03-01", "2026-12-31").await, "0");
+}
+
+#[tokio::test]
+async fn outage_after_k_requests_and_block_writes_are_recorded() {
+    let fake = seeded(Flavor::Mastodon).await;
+    let h = Http::new(&fake);
+    fake.outage_after(1, 503);
+    let (s, _) = h
+        .post(
+            "/api/v1/admin/domain_blocks",
+            Some("owner"),
+            &[("domain", "w1.example"), ("severity", "silence")],
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = h
+        .post(
+            "/api/v1/admin/domain_blocks",
+            Some("owner"),
+            &[("domain", "w2.example")],
+        )
+        .await;
+    assert_eq!(s, 503);
+    fake.set_outage(None);
+    let (s, _) = h
+        .post(
+            "/api/v1/admin/domain_blocks",
+            Some("owner"),
+            &[("domain", "w1.example")],
+        )
+        .await;
+    assert_eq!(s, 422);
+    let w: Vec<(String, String, u16)> = fake
+        .block_writes()
+        .into_iter()
+        .filter(|w| w.domain.starts_with("w"))
+        .map(|w| (w.method, w.domain, w.status))
+        .collect();
+    assert_eq!(
+        w,
+        [
+            ("POST".to_owned(), "w1.example".to_owned(), 200),
+            ("POST".to_owned(), "w1.example".to_owned(), 422)
+        ]
+    );
+}
