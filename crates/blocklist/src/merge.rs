@@ -325,12 +325,6 @@ impl Key {
             &text[s.0..s.1] == d
         }
     }
-
-    /// The domain's hash (only when the table grows).
-    fn hash(&self, doms: &[(usize, usize)], text: &str) -> u64 {
-        let s = doms[self.id as usize];
-        FxBuildHasher.hash_one(&text[s.0..s.1])
-    }
 }
 
 /// Interned strings (comments): one copy of each distinct string, id 0 is `""`.
@@ -613,6 +607,8 @@ pub struct Merger {
     index: HashTable<Slot>,
     /// Each domain's text in `text`, by domain index.
     doms: Vec<(usize, usize)>,
+    /// Each domain's hash, by domain index (for growing the table without rehashing text).
+    hashes: Vec<u64>,
     /// Every vote in fold order: `(domain index, (source index << 2) | severity)`.
     marks: Vec<(u32, u32)>,
     comments: Interner,
@@ -629,6 +625,7 @@ impl Merger {
             text: String::new(),
             index: HashTable::new(),
             doms: Vec::new(),
+            hashes: Vec::new(),
             marks: Vec::new(),
             comments: Interner::new(),
             pending: Vec::new(),
@@ -758,6 +755,7 @@ impl Merger {
         let start = self.text.len();
         self.text.push_str(domain);
         self.doms.push((start, self.text.len()));
+        self.hashes.push(h);
         let acc = Acc {
             weight: w,
             pc: self.comments.reprs[p.pc as usize],
@@ -768,9 +766,9 @@ impl Merger {
             obfuscate: p.obfuscate,
         };
         let key = Key::new(i, domain);
-        let (doms, text) = (&self.doms, &self.text);
+        let hashes = &self.hashes;
         self.index
-            .insert_unique(h, Slot { key, acc }, |s| s.key.hash(doms, text));
+            .insert_unique(h, Slot { key, acc }, |s| hashes[s.key.id as usize]);
         (i, code)
     }
 
@@ -790,9 +788,10 @@ impl Merger {
         // Room for a quarter of this list's rows as new domains.
         let grow = rows / 4;
         self.doms.reserve(grow);
+        self.hashes.reserve(grow);
         self.marks.reserve(rows);
-        let (doms, text) = (&self.doms, &self.text);
-        self.index.reserve(grow, |s| s.key.hash(doms, text));
+        let hashes = &self.hashes;
+        self.index.reserve(grow, |s| hashes[s.key.id as usize]);
     }
 
     fn add_obfuscated(&mut self, si: usize, obfuscated: Vec<ObfuscatedEntry>) {
@@ -888,22 +887,11 @@ impl Merger {
     /// Finishes the merge: resolves digests, applies the threshold, the allowlist (exact
     /// domains, already normalised) and, with subdomain coverage, parent blocks.
     pub fn finish(mut self, allow: &FxHashSet<String>) -> MergeResult {
-        // The votes per domain, in fold order.
-        let mut counts = vec![0u32; self.doms.len()];
-        for &(i, _) in &self.marks {
-            counts[i as usize] += 1;
-        }
-        let mut votes: Vec<Vec<u32>> = counts
-            .iter()
-            .map(|&c| Vec::with_capacity(c as usize))
-            .collect();
-        drop(counts);
-        for &(i, c) in &self.marks {
-            votes[i as usize].push(c);
-        }
-        self.marks = Vec::new();
+        let mut votes = Votes::group(&self.marks, self.doms.len());
         let mut digests_resolved = 0;
         if !self.pending.is_empty() {
+            // (domain, source) of the votes added here.
+            let mut added: FxHashSet<(usize, usize)> = FxHashSet::default();
             let by_digest: FxHashMap<String, String> = (0..self.doms.len())
                 .map(|i| (digest(self.dom(i)), self.dom(i).to_string()))
                 .collect();
@@ -915,7 +903,8 @@ impl Merger {
                 let Some(i) = self.lookup(domain) else {
                     continue;
                 };
-                if votes[i].iter().any(|&c| (c >> 2) as usize == si) {
+                if added.contains(&(i, si)) || votes.of(i).iter().any(|&c| (c >> 2) as usize == si)
+                {
                     continue; // the same list also named it in clear
                 }
                 let e = BlockEntry {
@@ -923,10 +912,13 @@ impl Merger {
                     ..e
                 };
                 digests_resolved += 1;
-                let (i, c) = self.fold_entry(si, &e);
-                votes[i as usize].push(c);
+                let m = self.fold_entry(si, &e);
+                added.insert((m.0 as usize, si));
+                self.marks.push(m);
             }
+            votes = Votes::group(&self.marks, self.doms.len());
         }
+        self.marks = Vec::new();
         // The accumulators by domain index.
         let mut accs = vec![Acc::default(); self.doms.len()];
         for s in self.index.iter() {
@@ -940,11 +932,11 @@ impl Merger {
         let mut eff: Vec<Severity> = accs.iter().map(|a| a.severity).collect();
         if opts.subdomains {
             for i in 0..accs.len() {
-                let own: FxHashSet<u32> = votes[i].iter().map(|c| c >> 2).collect();
+                let own: FxHashSet<u32> = votes.of(i).iter().map(|c| c >> 2).collect();
                 let mut extra: FxHashSet<u32> = FxHashSet::default();
                 for p in parents(self.dom(i)) {
                     if let Some(j) = self.lookup(p) {
-                        for &c in &votes[j] {
+                        for &c in votes.of(j) {
                             let s = c >> 2;
                             if !own.contains(&s) && extra.insert(s) {
                                 support[i] += self.sources[s as usize].weight;
@@ -997,12 +989,22 @@ impl Merger {
                 }
             }
         }
-        let mut order: Vec<usize> = (0..accs.len()).collect();
-        order.sort_unstable_by(|&a, &b| self.dom(a).cmp(self.dom(b)));
+        // Sorted by domain: by the first 8 bytes as a number (zero-padded, so in byte order),
+        // then by the whole text where those are equal.
+        let mut order: Vec<(u64, usize)> = (0..accs.len())
+            .map(|i| {
+                let mut head = [0u8; 8];
+                let d = self.dom(i).as_bytes();
+                let k = d.len().min(8);
+                head[..k].copy_from_slice(&d[..k]);
+                (u64::from_be_bytes(head), i)
+            })
+            .collect();
+        order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| self.dom(a.1).cmp(self.dom(b.1))));
         let mut entries = Vec::new();
         let mut audit = Vec::with_capacity(order.len());
-        for i in order {
-            let v = std::mem::take(&mut votes[i]);
+        for (_, i) in order {
+            let v = votes.of(i);
             let count = v.len() as u32;
             audit.push(AuditRecord {
                 domain: self.dom(i).to_string(),
@@ -1013,7 +1015,7 @@ impl Merger {
                 } else {
                     0.0
                 },
-                sources: v.into_iter().map(SourceMark).collect(),
+                sources: v.iter().map(|&c| SourceMark(c)).collect(),
                 severity: eff[i],
                 outcome: outcome[i].clone(),
             });
@@ -1028,6 +1030,37 @@ impl Merger {
             obfuscated_skipped: self.obfuscated_skipped,
             digests_resolved,
         }
+    }
+}
+
+/// The votes grouped per domain, in fold order: domain `i`'s are `flat[start[i]..start[i + 1]]`.
+struct Votes {
+    start: Vec<usize>,
+    flat: Vec<u32>,
+}
+
+impl Votes {
+    /// Groups `(domain index, vote)` pairs for domains `0..n` (a counting sort, stable).
+    fn group(marks: &[(u32, u32)], n: usize) -> Votes {
+        let mut start = vec![0usize; n + 1];
+        for &(i, _) in marks {
+            start[i as usize + 1] += 1;
+        }
+        for i in 0..n {
+            start[i + 1] += start[i];
+        }
+        let mut next = start.clone();
+        let mut flat = vec![0u32; marks.len()];
+        for &(i, c) in marks {
+            let p = &mut next[i as usize];
+            flat[*p] = c;
+            *p += 1;
+        }
+        Votes { start, flat }
+    }
+
+    fn of(&self, i: usize) -> &[u32] {
+        &self.flat[self.start[i]..self.start[i + 1]]
     }
 }
 
@@ -1213,6 +1246,34 @@ mod tests {
         assert_eq!(y.outcome, Outcome::Allowlisted);
         assert_eq!(y.count, 2);
         assert_eq!(y.source_list(), vec![(0, Silence), (2, Suspend)]);
+    }
+
+    #[test]
+    fn digests_resolve_once_per_list_after_the_clear_votes() {
+        use crate::types::{Location, ObfuscatedEntry};
+        use Severity::*;
+        let hidden = |sev: Severity| ObfuscatedEntry {
+            entry: BlockEntry::new("sec***.example", sev),
+            digest: Some(digest("secret.example")),
+            location: Location::Item(0),
+        };
+        let mut a = list(&[("other.example", Suspend, false)]);
+        a.obfuscated = vec![hidden(Silence), hidden(Suspend)];
+        let b = list(&[("secret.example", Noop, false)]);
+        let mut c = list(&[("secret.example", Silence, false)]);
+        c.obfuscated = vec![hidden(Suspend)];
+        let src = |n: &str| SourceOptions::new(n);
+        let lists = [(src("a"), &a), (src("b"), &b), (src("c"), &c)];
+        let r = merge(&lists, MergeOptions::default(), &FxHashSet::default());
+        assert_eq!(r.digests_resolved, 1);
+        let s = r
+            .audit
+            .iter()
+            .find(|x| x.domain == "secret.example")
+            .unwrap();
+        assert_eq!(s.count, 3);
+        assert_eq!(s.source_list(), vec![(1, Noop), (2, Silence), (0, Silence)]);
+        assert_eq!(s.severity, Silence);
     }
 
     #[test]
