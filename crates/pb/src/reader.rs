@@ -203,6 +203,8 @@ pub struct PbReader<R> {
     votes_read: usize,
     done: bool,
     keep_extra: bool,
+    /// reused by `parse_cells`
+    keep_buf: Vec<bool>,
 }
 
 fn meta_usize(meta: &[(String, String)], key: &str) -> Option<usize> {
@@ -565,8 +567,14 @@ impl<R: BufRead> PbReader<R> {
             votes_read: 0,
             done,
             keep_extra: true,
+            keep_buf: Vec::new(),
         })
     }
+}
+
+/// Whether `s` starts or ends with whitespace (i.e. `s.trim() != s`).
+fn has_outer_space(s: &str) -> bool {
+    s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace)
 }
 
 fn clip(s: &str) -> String {
@@ -624,13 +632,46 @@ impl<R: BufRead> PbReader<R> {
     }
 
     fn parse_vote(&mut self, l: &str, ln: usize) -> Option<Voter> {
-        let cells = match split_row(l) {
-            Ok(c) => c,
-            Err(e) => {
-                self.issue(ln, "csv", e.into());
-                return None;
+        if l.contains('"') {
+            let cells = match split_row(l) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.issue(ln, "csv", e.into());
+                    return None;
+                }
+            };
+            let cells: Vec<&str> = cells.iter().map(|c| c.as_ref()).collect();
+            return self.parse_cells(&cells, ln);
+        }
+        // no quoting: the cells are slices of the line (no allocation for up to 16 cells)
+        let mut arr = [""; 16];
+        let mut n = 0;
+        for c in l.split(';') {
+            if n == arr.len() {
+                let cells: Vec<&str> = l.split(';').collect();
+                return self.parse_cells(&cells, ln);
             }
-        };
+            arr[n] = c;
+            n += 1;
+        }
+        self.parse_cells(&arr[..n], ln)
+    }
+
+    fn parse_cells(&mut self, cells: &[&str], ln: usize) -> Option<Voter> {
+        let mut keep = std::mem::take(&mut self.keep_buf);
+        keep.clear();
+        let v = self.parse_cells_with(cells, ln, &mut keep);
+        self.keep_buf = keep;
+        v
+    }
+
+    /// `keep`: per listed project, whether it is kept in the ballot (an empty buffer).
+    fn parse_cells_with(
+        &mut self,
+        cells: &[&str],
+        ln: usize,
+        keep: &mut Vec<bool>,
+    ) -> Option<Voter> {
         let ncols = self.header.vote_columns.len();
         if cells.len() != ncols {
             self.issue(
@@ -643,7 +684,7 @@ impl<R: BufRead> PbReader<R> {
             }
         }
         for (i, c) in cells.iter().enumerate() {
-            if c.trim() != c {
+            if has_outer_space(c) {
                 let col = self.header.vote_columns.get(i).cloned().unwrap_or_default();
                 self.issue(
                     ln,
@@ -656,12 +697,12 @@ impl<R: BufRead> PbReader<R> {
         if id.is_empty() {
             self.issue(ln, "voter-id", "empty voter_id".into());
         }
-        let vote_cell = cells[self.col_vote].as_ref();
-        let mut ballot: Vec<u32> = Vec::new();
-        let mut keep: Vec<bool> = Vec::new();
+        let vote_cell = cells[self.col_vote];
+        let mut ballot: Vec<u32> =
+            Vec::with_capacity(vote_cell.bytes().filter(|&b| b == b',').count() + 1);
         if !vote_cell.trim().is_empty() {
             for item in vote_cell.split(',') {
-                if item.trim() != item {
+                if has_outer_space(item) {
                     self.issue(
                         ln,
                         "list-whitespace",
@@ -707,7 +748,7 @@ impl<R: BufRead> PbReader<R> {
         }
         let mut points: Option<Vec<i64>> = None;
         if let Some(cp) = self.col_points {
-            let cell = cells.get(cp).map(|c| c.as_ref()).unwrap_or("");
+            let cell = cells.get(cp).copied().unwrap_or("");
             let raw: Vec<&str> = if cell.trim().is_empty() {
                 Vec::new()
             } else {
@@ -723,7 +764,7 @@ impl<R: BufRead> PbReader<R> {
             }
             let mut pts = Vec::with_capacity(ballot.len());
             let mut sum = Q::default();
-            for (r, k) in raw.iter().zip(&keep) {
+            for (r, k) in raw.iter().zip(keep.iter()) {
                 if r.trim() != *r {
                     self.issue(
                         ln,
@@ -1030,11 +1071,15 @@ pub fn read_election_with<R: BufRead>(
     } else {
         Vec::new()
     };
-    let mut voters: Vec<Voter> = Vec::new();
+    // room for META `num_votes` voters (capped: the value is not trusted)
+    let expect = meta_usize(&r.header.meta, "num_votes")
+        .unwrap_or(0)
+        .min(1 << 20);
+    let mut voters: Vec<Voter> = Vec::with_capacity(expect);
     // voter-id hash -> first voter with it; ids whose hash collides with another id are
     // tracked exactly in `overflow`
     let hasher: BuildHasherDefault<rustc_hash::FxHasher> = BuildHasherDefault::default();
-    let mut seen: HashMap<u64, u32> = HashMap::default();
+    let mut seen: HashMap<u64, u32> = HashMap::with_capacity_and_hasher(expect, Default::default());
     let mut overflow: HashSet<String> = HashSet::default();
     while let Some(v) = r.next_vote()? {
         let h = hasher.hash_one(&v.id);

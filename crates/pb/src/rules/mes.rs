@@ -32,9 +32,12 @@ pub struct MesInput<'a> {
     /// utility of one score point of project p (its scaled cost for cost utilities, else 1)
     unit_i: Vec<BigInt>,
     unit_f: Vec<f64>,
-    /// per distinct ballot: (project, score) with score > 0
-    items: Vec<(u32, u32)>,
-    /// ballot b's items are `items[items_at[b]..items_at[b + 1]]` (one contiguous array)
+    /// the projects with score > 0 of every distinct ballot, in one array: ballot b's are
+    /// `items[items_at[b]..items_at[b + 1]]` (2 bytes each when the indices fit, so that the
+    /// ballots walked in a class split stay in the processor's cache)
+    items: ItemProjects,
+    /// the scores, parallel to `items`; `None` when every score is 1
+    item_scores: Option<Vec<u32>>,
     items_at: Vec<u32>,
     /// per project: (ballot, score)
     inv: Vec<Vec<(u32, u32)>>,
@@ -47,6 +50,12 @@ pub struct MesInput<'a> {
     init_entries: Vec<Vec<Entry>>,
     init_centries: Vec<(u32, u32, u32)>,
     init_prev: Vec<f64>,
+}
+
+/// Project indices of ballot items.
+enum ItemProjects {
+    Small(Vec<u16>),
+    Large(Vec<u32>),
 }
 
 /// Voters with equal budgets: budget = `n · factors[epoch] / d` (scaled money).
@@ -291,7 +300,18 @@ impl<'a> MesInput<'a> {
             init_prev[p] = ratio_f64(&cost_i[p], &(big(total) * &unit_i[p])) * (1.0 - 1e-9);
         }
         init_centries.sort_unstable();
+        let item_scores = if items.iter().all(|x| x.1 == 1) {
+            None
+        } else {
+            Some(items.iter().map(|x| x.1).collect())
+        };
+        let items = if m <= 1 << 16 {
+            ItemProjects::Small(items.iter().map(|x| x.0 as u16).collect())
+        } else {
+            ItemProjects::Large(items.iter().map(|x| x.0).collect())
+        };
         Ok(Self {
+            item_scores,
             init_entries,
             init_centries,
             init_prev,
@@ -317,8 +337,17 @@ impl<'a> MesInput<'a> {
         })
     }
 
-    fn ballot_items(&self, b: usize) -> &[(u32, u32)] {
-        &self.items[self.items_at[b] as usize..self.items_at[b + 1] as usize]
+    /// Ballot b's `(project, score)` items.
+    fn ballot_items(&self, b: usize) -> Vec<(u32, u32)> {
+        let r = self.items_at[b] as usize..self.items_at[b + 1] as usize;
+        let ps: Vec<u32> = match &self.items {
+            ItemProjects::Small(v) => v[r.clone()].iter().map(|&p| u32::from(p)).collect(),
+            ItemProjects::Large(v) => v[r.clone()].to_vec(),
+        };
+        match &self.item_scores {
+            None => ps.into_iter().map(|p| (p, 1)).collect(),
+            Some(sc) => ps.into_iter().zip(sc[r].iter().copied()).collect(),
+        }
     }
 
     /// One MES run with endowment `e0` per voter (currency units).
@@ -740,6 +769,37 @@ impl<'a> MesInput<'a> {
         round
     }
 
+    /// Adds the weight of each ballot in `order` to the `gathered` entry of each of its
+    /// `(project, score)` items (`slot`: the first entry of each project, or `u32::MAX`).
+    fn gather<T: Copy + Into<u32>>(
+        &self,
+        items: &[T],
+        order: &[u32],
+        slot: &[u32],
+        gathered: &mut [Gathered],
+    ) {
+        for &b in order {
+            let w = self.weights[b as usize];
+            let r = self.items_at[b as usize] as usize..self.items_at[b as usize + 1] as usize;
+            for (k, &q) in items[r.clone()].iter().enumerate() {
+                let q: u32 = q.into();
+                let sq = match &self.item_scores {
+                    None => 1,
+                    Some(sc) => sc[r.start + k],
+                };
+                // u32::MAX (left out): past the end
+                let mut i = slot[q as usize] as usize;
+                while i < gathered.len() && gathered[i].q == q {
+                    if gathered[i].s == sq {
+                        gathered[i].w += w;
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+        }
+    }
+
     /// Moves the winner's supporters in split classes to their new classes (`st.sc.split`:
     /// `(old class, score, new class)`; `st.sc.old_of`: the old class of each new class from
     /// `first_new` on) and gives the new classes their supporter lists, recording what it did
@@ -816,19 +876,10 @@ impl<'a> MesInput<'a> {
                 }
                 sc.gathered.push(Gathered { q, s, idx, w: 0 });
             }
-            for &b in &sc.order[sc.start[l]..sc.start[l + 1]] {
-                let w = self.weights[b as usize];
-                for &(q, sq) in self.ballot_items(b as usize) {
-                    // u32::MAX (left out): past the end
-                    let mut i = sc.slot[q as usize] as usize;
-                    while i < sc.gathered.len() && sc.gathered[i].q == q {
-                        if sc.gathered[i].s == sq {
-                            sc.gathered[i].w += w;
-                            break;
-                        }
-                        i += 1;
-                    }
-                }
+            let order = &sc.order[sc.start[l]..sc.start[l + 1]];
+            match &self.items {
+                ItemProjects::Small(v) => self.gather(v, order, &sc.slot, &mut sc.gathered),
+                ItemProjects::Large(v) => self.gather(v, order, &sc.slot, &mut sc.gathered),
             }
             let at = cent.len();
             for g in &sc.gathered {
@@ -1117,7 +1168,7 @@ fn explain_run(
     let mut score_of: Vec<u32> = vec![0; e.projects.len()];
     for bi in 0..prof.ballots.len() {
         let items = input.ballot_items(bi);
-        for &(p, s) in items {
+        for &(p, s) in &items {
             score_of[p as usize] = s;
         }
         for r in &run.rounds {
@@ -1134,7 +1185,7 @@ fn explain_run(
             budgets[bi] -= &pay;
             bought[bi].push((e.projects[r.project].id.clone(), fmt_money(&pay)));
         }
-        for &(p, _) in items {
+        for &(p, _) in &items {
             score_of[p as usize] = 0;
         }
     }
