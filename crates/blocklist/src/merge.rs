@@ -327,6 +327,105 @@ impl Key {
     }
 }
 
+/// [`Key::id`] of an empty [`Table`] slot.
+const EMPTY: u32 = u32::MAX;
+
+/// The merge's hash table: open addressing with linear probing over [`Slot`]s, at most half
+/// full. Unlike a general-purpose table, the home slot of a hash is known without probing
+/// ([`Table::touch`]), so that the slots of many rows can be loaded at once.
+struct Table {
+    slots: Vec<Slot>,
+    len: usize,
+}
+
+impl Table {
+    const VACANT: Slot = Slot {
+        key: Key {
+            id: EMPTY,
+            len: 0,
+            head: [0; INLINE],
+        },
+        acc: Acc {
+            weight: 0.0,
+            pc: 0,
+            pv: 0,
+            severity: Severity::Noop,
+            reject_media: false,
+            reject_reports: false,
+            obfuscate: false,
+        },
+    };
+
+    fn new() -> Table {
+        Table {
+            slots: vec![Table::VACANT; 16],
+            len: 0,
+        }
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// Loads the home slot of `h` (returns something from it, for `black_box`).
+    fn touch(&self, h: u64) -> u32 {
+        self.slots[h as usize & self.mask()].key.id
+    }
+
+    /// The slot holding `d` (`Ok`), or the empty slot where it would go (`Err`).
+    fn probe(&self, h: u64, d: &str, doms: &[(usize, usize)], text: &str) -> Result<usize, usize> {
+        let mask = self.mask();
+        let mut i = h as usize & mask;
+        loop {
+            let k = &self.slots[i].key;
+            if k.id == EMPTY {
+                return Err(i);
+            }
+            if k.is(d, doms, text) {
+                return Ok(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Makes room for `more` new domains (`hashes`: every domain's hash, by index).
+    fn reserve(&mut self, more: usize, hashes: &[u64]) {
+        let need = (self.len + more) * 2;
+        if need <= self.slots.len() {
+            return;
+        }
+        let mut n = self.slots.len();
+        while n < need {
+            n *= 2;
+        }
+        let old = std::mem::replace(&mut self.slots, vec![Table::VACANT; n]);
+        let mask = n - 1;
+        for s in old.into_iter().filter(|s| s.key.id != EMPTY) {
+            let mut i = hashes[s.key.id as usize] as usize & mask;
+            while self.slots[i].key.id != EMPTY {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = s;
+        }
+    }
+
+    /// Inserts a domain not in the table (`hashes`: every domain's hash, by index).
+    fn insert(&mut self, h: u64, slot: Slot, hashes: &[u64]) {
+        self.reserve(1, hashes);
+        let mask = self.mask();
+        let mut i = h as usize & mask;
+        while self.slots[i].key.id != EMPTY {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = slot;
+        self.len += 1;
+    }
+
+    fn occupied(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.iter().filter(|s| s.key.id != EMPTY)
+    }
+}
+
 /// Interned strings (comments): one copy of each distinct string, id 0 is `""`.
 struct Interner {
     text: String,
@@ -604,7 +703,7 @@ pub struct Merger {
     /// The domains, one copy each.
     text: String,
     /// The domains' keys and accumulators, hashed by domain.
-    index: HashTable<Slot>,
+    index: Table,
     /// Each domain's text in `text`, by domain index.
     doms: Vec<(usize, usize)>,
     /// Each domain's hash, by domain index (for growing the table without rehashing text).
@@ -623,7 +722,7 @@ impl Merger {
             opts,
             sources: Vec::new(),
             text: String::new(),
-            index: HashTable::new(),
+            index: Table::new(),
             doms: Vec::new(),
             hashes: Vec::new(),
             marks: Vec::new(),
@@ -647,10 +746,11 @@ impl Merger {
     }
 
     fn lookup(&self, d: &str) -> Option<usize> {
-        let (doms, text) = (&self.doms, &self.text);
-        self.index
-            .find(FxBuildHasher.hash_one(d), |s| s.key.is(d, doms, text))
-            .map(|s| s.key.id as usize)
+        let i = self
+            .index
+            .probe(FxBuildHasher.hash_one(d), d, &self.doms, &self.text)
+            .ok()?;
+        Some(self.index.slots[i].key.id as usize)
     }
 }
 
@@ -729,8 +829,8 @@ impl Merger {
         let w = self.sources[si].weight;
         let code = ((si as u32) << 2) | sev_code(p.severity);
         let plan = self.opts.plan;
-        let (doms, text) = (&self.doms, &self.text);
-        if let Some(slot) = self.index.find_mut(h, |s| s.key.is(domain, doms, text)) {
+        if let Ok(i) = self.index.probe(h, domain, &self.doms, &self.text) {
+            let slot = &mut self.index.slots[i];
             let acc = &mut slot.acc;
             acc.pc = self.comments.merge_acc(acc.pc, p.pc);
             acc.pv = self.comments.merge_acc(acc.pv, p.pv);
@@ -766,9 +866,7 @@ impl Merger {
             obfuscate: p.obfuscate,
         };
         let key = Key::new(i, domain);
-        let hashes = &self.hashes;
-        self.index
-            .insert_unique(h, Slot { key, acc }, |s| hashes[s.key.id as usize]);
+        self.index.insert(h, Slot { key, acc }, &self.hashes);
         (i, code)
     }
 
@@ -790,8 +888,7 @@ impl Merger {
         self.doms.reserve(grow);
         self.hashes.reserve(grow);
         self.marks.reserve(rows);
-        let hashes = &self.hashes;
-        self.index.reserve(grow, |s| hashes[s.key.id as usize]);
+        self.index.reserve(grow, &self.hashes);
     }
 
     fn add_obfuscated(&mut self, si: usize, obfuscated: Vec<ObfuscatedEntry>) {
@@ -837,15 +934,11 @@ impl Merger {
             .collect();
         // The rows' slots are looked up (and so loaded) in batches before the updates look
         // them up again, so that their cache misses overlap.
-        const BATCH: usize = 16;
+        const BATCH: usize = 64;
         for batch in list.rows.chunks(BATCH) {
             let mut touch = 0u32;
             for r in batch {
-                let (doms, text) = (&self.doms, &self.text);
-                let d = list.str(r.dom);
-                if let Some(slot) = self.index.find(r.hash, |s| s.key.is(d, doms, text)) {
-                    touch ^= slot.key.id;
-                }
+                touch ^= self.index.touch(r.hash);
             }
             std::hint::black_box(touch);
             for r in batch {
@@ -921,7 +1014,7 @@ impl Merger {
         self.marks = Vec::new();
         // The accumulators by domain index.
         let mut accs = vec![Acc::default(); self.doms.len()];
-        for s in self.index.iter() {
+        for s in self.index.occupied() {
             accs[s.key.id as usize] = s.acc;
         }
         let n = self.sources.len();
@@ -1274,6 +1367,40 @@ mod tests {
         assert_eq!(s.count, 3);
         assert_eq!(s.source_list(), vec![(1, Noop), (2, Silence), (0, Silence)]);
         assert_eq!(s.severity, Silence);
+    }
+
+    #[test]
+    fn table_probes_past_collisions_and_grows() {
+        let mut t = Table::new();
+        let (mut text, mut doms, mut hashes) = (String::new(), Vec::new(), Vec::new());
+        let names: Vec<String> = (0..1000)
+            .map(|i| match i % 3 {
+                0 => format!("d{i}.example"),
+                1 => format!("a-shared-prefix-longer-than-the-key-{i}.example"),
+                _ => format!("{i}"),
+            })
+            .collect();
+        // Seven home slots for a thousand domains: long probe runs, wrapping around.
+        let h = |i: usize| ((i % 7) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for (i, d) in names.iter().enumerate() {
+            assert!(t.probe(h(i), d, &doms, &text).is_err());
+            let start = text.len();
+            text.push_str(d);
+            doms.push((start, text.len()));
+            hashes.push(h(i));
+            let slot = Slot {
+                key: Key::new(i as u32, d),
+                acc: Acc::default(),
+            };
+            t.insert(h(i), slot, &hashes);
+        }
+        for (i, d) in names.iter().enumerate() {
+            let at = t.probe(h(i), d, &doms, &text).unwrap();
+            assert_eq!(t.slots[at].key.id, i as u32);
+        }
+        assert!(t.probe(h(0), "missing.example", &doms, &text).is_err());
+        assert_eq!(t.occupied().count(), names.len());
+        assert!(t.slots.len() >= 2 * names.len());
     }
 
     #[test]
