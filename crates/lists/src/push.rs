@@ -1,0 +1,1358 @@
+//! Subscriptions of member instances to lists, and pushing to them safely (FediCheck's
+//! practice, reference blocklists.md §6, §6.1).
+//!
+//! - Guildhall records the blocks it manages on each instance ([`managed_blocks`]: domain,
+//!   remote block id, what it set). The engine's ownership diff decides every write: a block the
+//!   admin made is never changed or removed; a domain the admin locked ([`lock_domain`]) is left
+//!   alone; a managed block an admin edited or deleted is handed over to the admin; a
+//!   retraction removes only a managed block. Managed blocks carry the private comment
+//!   `managed by Guildhall list <name>`.
+//! - A plan ([`plan_instance`], job `lists.plan`) compares what the instance's subscriptions
+//!   want with the instance's current blocks and records the steps BEFORE any is attempted
+//!   ([`Push`], [`PushStep`]). Changes from a subscription in automatic mode with at most its
+//!   limit of changes form a push that runs at once; the rest wait in one push with status
+//!   `awaiting` (the previewed diff) until the instance's admin approves or rejects it.
+//! - A push ([`run_push`], job `lists.push`) works through its pending steps in order and marks
+//!   each done right after the instance accepted it; stopped halfway (outage, crash), the next
+//!   run resumes at the first pending step. A create that finds a block Guildhall already made
+//!   (its stamp) adopts it instead of failing, so no change is applied twice.
+//! - Follower guard: before suspending a domain, the instance is asked how many follow
+//!   relationships its local accounts have with accounts on that domain ([`current_follows`]);
+//!   if any, the step is held for the admin (approve with `force_followed`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use guildhall_blocklist::diff::{diff, DiffOptions, Ownership, Pushed, SkipReason};
+use guildhall_blocklist::{normalize_domain, BlockEntry, Severity};
+use guildhall_core::{OrgId, OrgKind, Timestamp};
+use guildhall_db::audit::append_in;
+use guildhall_db::jobs::NewJob;
+use guildhall_db::{on_pool, on_tx, Db, DbError, Tx};
+use guildhall_mastodon::models::{DomainBlock, DomainBlockParams, MeasureQuery};
+use guildhall_mastodon::{Client, Secret};
+use serde::{Deserialize, Serialize};
+
+use crate::feed::Access;
+use crate::lists::list_row;
+use crate::model::{
+    corrupt, from_json, now, opt_json, to_json, utc_date, Actor, Entry, ListsError, Result,
+};
+use crate::Services;
+
+/// The job kind that plans the pushes of one instance organisation.
+pub const PLAN_JOB: &str = "lists.plan";
+/// The job kind that runs one push.
+pub const PUSH_JOB: &str = "lists.push";
+/// The prefix of the private comment on every block Guildhall manages.
+pub const STAMP_PREFIX: &str = "managed by Guildhall list ";
+/// The first day of the follower guard's measure: before Mastodon's first release, so the
+/// period covers every follow that exists.
+pub const FOLLOWS_SINCE: &str = "2016-03-01";
+
+pub(crate) fn plan_job(org: OrgId) -> NewJob {
+    NewJob::new(PLAN_JOB, serde_json::json!({ "org_id": org.0 }))
+        .dedup(format!("{PLAN_JOB}:{}", org.0))
+        .max_attempts(5)
+}
+
+fn push_job(push: i64) -> NewJob {
+    NewJob::new(PUSH_JOB, serde_json::json!({ "push_id": push }))
+        .dedup(format!("{PUSH_JOB}:{push}"))
+        .max_attempts(20)
+}
+
+/// The private comment stamped on blocks pushed for `list`.
+pub fn stamp(list: &str) -> String {
+    format!("{STAMP_PREFIX}{list}")
+}
+
+/// How a subscription applies changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Every change waits for the admin's approval of a previewed diff.
+    Review,
+    /// A batch of at most `auto_limit` changes is applied at once; larger batches are held.
+    Automatic,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Review => "review",
+            Mode::Automatic => "automatic",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Mode> {
+        match s {
+            "review" => Ok(Mode::Review),
+            "automatic" => Ok(Mode::Automatic),
+            other => Err(corrupt("lists_subscriptions.mode", other)),
+        }
+    }
+}
+
+/// An instance's subscription to a list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Subscription {
+    /// Its id.
+    pub id: i64,
+    /// The instance organisation.
+    pub org_id: OrgId,
+    /// The list.
+    pub list_id: i64,
+    /// The list's name.
+    pub list_name: String,
+    /// Review or automatic.
+    pub mode: Mode,
+    /// Automatic mode: the largest batch applied without approval.
+    pub auto_limit: i64,
+    /// When it was made.
+    pub created_at: Timestamp,
+}
+
+/// Subscribes the instance organisation `org` to a list it may read (a public list, its own,
+/// or a token-protected one with `token`), or changes the mode of an existing subscription.
+/// A plan is enqueued. Audit: `lists.subscription.set`.
+pub async fn subscribe(
+    db: &Db,
+    org: OrgId,
+    actor: &Actor,
+    list_id: i64,
+    mode: Mode,
+    auto_limit: u32,
+    token: Option<&str>,
+) -> Result<Subscription> {
+    let o = db
+        .organisation(org)
+        .await?
+        .ok_or(ListsError::NotFound("organisation"))?;
+    if o.kind != OrgKind::Instance {
+        return Err(ListsError::invalid(
+            "org",
+            "only an instance organisation can subscribe to a list",
+        ));
+    }
+    let access = match token {
+        Some(t) => Access::Token(t),
+        None => Access::Org(org),
+    };
+    let l = list_row(db, list_id).await?;
+    let readable = l.public
+        || l.org_id == org.0
+        || matches!(access, Access::Token(_))
+            && crate::feed::output(db, access, list_id, crate::feed::OutputFormat::Json)
+                .await
+                .is_ok();
+    if !readable {
+        return Err(ListsError::NotFound("list"));
+    }
+    let mut tx = db.begin().await?;
+    on_tx!(&mut tx, c => sqlx::query(
+        "INSERT INTO lists_subscriptions (org_id, list_id, mode, auto_limit, created_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_id, list_id) DO UPDATE SET \
+         mode = excluded.mode, auto_limit = excluded.auto_limit")
+        .bind(org.0).bind(list_id).bind(mode.as_str()).bind(i64::from(auto_limit)).bind(now())
+        .execute(c).await.map(|r| r.rows_affected()))
+    .map_err(DbError::from)?;
+    Db::enqueue_in(&mut tx, &plan_job(org)).await?;
+    append_in(
+        &mut tx,
+        &actor.audit(
+            "lists.subscription.set",
+            Some(org),
+            serde_json::json!({"list_id": list_id, "list": l.name, "mode": mode.as_str(),
+                "auto_limit": auto_limit}),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    subscriptions(db, org)
+        .await?
+        .into_iter()
+        .find(|s| s.list_id == list_id)
+        .ok_or(ListsError::NotFound("subscription"))
+}
+
+/// Ends a subscription of `org`. The next plan retracts the blocks Guildhall pushed for that
+/// list only (admin-made and locked ones stay). Audit: `lists.subscription.delete`.
+pub async fn unsubscribe(db: &Db, org: OrgId, actor: &Actor, list_id: i64) -> Result<()> {
+    let mut tx = db.begin().await?;
+    let n = on_tx!(&mut tx, c => sqlx::query(
+        "DELETE FROM lists_subscriptions WHERE org_id = $1 AND list_id = $2")
+        .bind(org.0).bind(list_id).execute(c).await.map(|r| r.rows_affected()))
+    .map_err(DbError::from)?;
+    if n == 0 {
+        return Err(ListsError::NotFound("subscription"));
+    }
+    Db::enqueue_in(&mut tx, &plan_job(org)).await?;
+    append_in(
+        &mut tx,
+        &actor.audit(
+            "lists.subscription.delete",
+            Some(org),
+            serde_json::json!({"list_id": list_id}),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The subscriptions of the instance organisation `org`, by id.
+pub async fn subscriptions(db: &Db, org: OrgId) -> Result<Vec<Subscription>> {
+    type Row = (i64, i64, i64, String, String, i64, i64);
+    let rows: Vec<Row> = on_pool!(db, p => sqlx::query_as(
+        "SELECT s.id, s.org_id, s.list_id, l.name, s.mode, s.auto_limit, s.created_at \
+         FROM lists_subscriptions s JOIN lists_lists l ON l.id = s.list_id \
+         WHERE s.org_id = $1 ORDER BY s.id")
+        .bind(org.0).fetch_all(p).await)
+    .map_err(DbError::from)?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Subscription {
+                id: r.0,
+                org_id: OrgId(r.1),
+                list_id: r.2,
+                list_name: r.3,
+                mode: Mode::parse(&r.4)?,
+                auto_limit: r.5,
+                created_at: Timestamp(r.6),
+            })
+        })
+        .collect()
+}
+
+/// A domain the admin locked: Guildhall never writes it on this instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lock {
+    /// The domain.
+    pub domain: String,
+    /// Who locked it.
+    pub created_by: String,
+    /// When.
+    pub created_at: Timestamp,
+}
+
+fn norm(domain: &str) -> Result<String> {
+    normalize_domain(domain)
+        .map(|n| n.domain)
+        .map_err(|e| ListsError::invalid("domain", e.to_string()))
+}
+
+/// Locks a domain on the instance of `org`. Audit: `lists.lock`.
+pub async fn lock_domain(db: &Db, org: OrgId, actor: &Actor, domain: &str) -> Result<Lock> {
+    let d = norm(domain)?;
+    let mut tx = db.begin().await?;
+    on_tx!(&mut tx, c => sqlx::query(
+        "INSERT INTO lists_locks (org_id, domain, created_by, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (org_id, domain) DO NOTHING")
+        .bind(org.0).bind(&d).bind(&actor.name).bind(now())
+        .execute(c).await.map(|r| r.rows_affected()))
+    .map_err(DbError::from)?;
+    append_in(
+        &mut tx,
+        &actor.audit("lists.lock", Some(org), serde_json::json!({"domain": d})),
+    )
+    .await?;
+    tx.commit().await?;
+    locks(db, org)
+        .await?
+        .into_iter()
+        .find(|l| l.domain == d)
+        .ok_or(ListsError::NotFound("lock"))
+}
+
+/// Unlocks a domain on the instance of `org` (a plan is enqueued). Audit: `lists.unlock`.
+pub async fn unlock_domain(db: &Db, org: OrgId, actor: &Actor, domain: &str) -> Result<()> {
+    let d = norm(domain)?;
+    let mut tx = db.begin().await?;
+    let n = on_tx!(&mut tx, c => sqlx::query(
+        "DELETE FROM lists_locks WHERE org_id = $1 AND domain = $2")
+        .bind(org.0).bind(&d).execute(c).await.map(|r| r.rows_affected()))
+    .map_err(DbError::from)?;
+    if n == 0 {
+        return Err(ListsError::NotFound("lock"));
+    }
+    Db::enqueue_in(&mut tx, &plan_job(org)).await?;
+    append_in(
+        &mut tx,
+        &actor.audit("lists.unlock", Some(org), serde_json::json!({"domain": d})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The locks of `org`, by domain.
+pub async fn locks(db: &Db, org: OrgId) -> Result<Vec<Lock>> {
+    let rows: Vec<(String, String, i64)> = on_pool!(db, p => sqlx::query_as(
+        "SELECT domain, created_by, created_at FROM lists_locks WHERE org_id = $1 ORDER BY domain")
+        .bind(org.0).fetch_all(p).await)
+    .map_err(DbError::from)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Lock {
+            domain: r.0,
+            created_by: r.1,
+            created_at: Timestamp(r.2),
+        })
+        .collect())
+}
+
+/// A block Guildhall manages on an instance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ManagedBlock {
+    /// The domain.
+    pub domain: String,
+    /// The instance's block id.
+    pub remote_id: Option<String>,
+    /// What Guildhall last set.
+    pub pushed: Pushed,
+    /// The list it came from.
+    pub list_id: Option<i64>,
+    /// That list's name.
+    pub list_name: String,
+    /// When it was last written.
+    pub updated_at: Timestamp,
+}
+
+/// The blocks Guildhall manages on the instance of `org`, by domain.
+pub async fn managed_blocks(db: &Db, org: OrgId) -> Result<Vec<ManagedBlock>> {
+    type Row = (String, Option<String>, String, Option<i64>, String, i64);
+    let rows: Vec<Row> = on_pool!(db, p => sqlx::query_as(
+        "SELECT domain, remote_id, pushed, list_id, list_name, updated_at FROM lists_managed \
+         WHERE org_id = $1 ORDER BY domain")
+        .bind(org.0).fetch_all(p).await)
+    .map_err(DbError::from)?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(ManagedBlock {
+                domain: r.0,
+                remote_id: r.1,
+                pushed: from_json("lists_managed.pushed", &r.2)?,
+                list_id: r.3,
+                list_name: r.4,
+                updated_at: Timestamp(r.5),
+            })
+        })
+        .collect()
+}
+
+/// Where a push stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushStatus {
+    /// Waiting for the instance admin's approval (the previewed diff).
+    Awaiting,
+    /// Approved or automatic; a job will run it.
+    Pending,
+    /// A job is working through it.
+    Running,
+    /// Every step was attempted (some may be held, skipped or failed: see the steps).
+    Done,
+    /// The admin rejected it.
+    Rejected,
+    /// Replaced by a newer plan before anyone decided.
+    Superseded,
+}
+
+impl PushStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            PushStatus::Awaiting => "awaiting",
+            PushStatus::Pending => "pending",
+            PushStatus::Running => "running",
+            PushStatus::Done => "done",
+            PushStatus::Rejected => "rejected",
+            PushStatus::Superseded => "superseded",
+        }
+    }
+
+    fn parse(s: &str) -> Result<PushStatus> {
+        Ok(match s {
+            "awaiting" => PushStatus::Awaiting,
+            "pending" => PushStatus::Pending,
+            "running" => PushStatus::Running,
+            "done" => PushStatus::Done,
+            "rejected" => PushStatus::Rejected,
+            "superseded" => PushStatus::Superseded,
+            other => return Err(corrupt("lists_pushes.status", other)),
+        })
+    }
+}
+
+/// What a step writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOp {
+    /// `POST /api/v1/admin/domain_blocks`.
+    Create,
+    /// `PUT /api/v1/admin/domain_blocks/:id`.
+    Update,
+    /// `DELETE /api/v1/admin/domain_blocks/:id` (a retraction of a managed block).
+    Delete,
+}
+
+impl StepOp {
+    fn as_str(self) -> &'static str {
+        match self {
+            StepOp::Create => "create",
+            StepOp::Update => "update",
+            StepOp::Delete => "delete",
+        }
+    }
+
+    fn parse(s: &str) -> Result<StepOp> {
+        Ok(match s {
+            "create" => StepOp::Create,
+            "update" => StepOp::Update,
+            "delete" => StepOp::Delete,
+            other => return Err(corrupt("lists_push_steps.op", other)),
+        })
+    }
+}
+
+/// Where a step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    /// Not attempted yet (or interrupted: attempted again on the next run).
+    Pending,
+    /// The instance accepted it (or already had exactly this).
+    Done,
+    /// Held: local accounts follow accounts on the domain (see `note`); approve with force.
+    Held,
+    /// Not written, on purpose (see `note`: admin block appeared, covered by a parent, …).
+    Skipped,
+    /// The instance refused it (see `note`).
+    Failed,
+}
+
+impl StepState {
+    fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Done => "done",
+            StepState::Held => "held",
+            StepState::Skipped => "skipped",
+            StepState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<StepState> {
+        Ok(match s {
+            "pending" => StepState::Pending,
+            "done" => StepState::Done,
+            "held" => StepState::Held,
+            "skipped" => StepState::Skipped,
+            "failed" => StepState::Failed,
+            other => return Err(corrupt("lists_push_steps.state", other)),
+        })
+    }
+}
+
+/// One recorded step of a push.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PushStep {
+    /// Its id.
+    pub id: i64,
+    /// Its place in the push (steps run in this order).
+    pub position: i64,
+    /// What it writes.
+    pub op: StepOp,
+    /// The domain.
+    pub domain: String,
+    /// The instance's block before (update, delete).
+    pub before: Option<Entry>,
+    /// The block wanted (create, update).
+    pub desired: Option<Entry>,
+    /// The list it comes from.
+    pub list_id: Option<i64>,
+    /// That list's name.
+    pub list_name: String,
+    /// Where it stands.
+    pub state: StepState,
+    /// Whether the admin forced it past the follower guard.
+    pub forced: bool,
+    /// The instance's block id, once known.
+    pub remote_id: Option<String>,
+    /// Why it is held, skipped or failed; the last transient error of a pending step.
+    pub note: Option<String>,
+    /// When it was done.
+    pub done_at: Option<Timestamp>,
+}
+
+/// A push to one instance: a plan of steps recorded before any is attempted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Push {
+    /// Its id.
+    pub id: i64,
+    /// The instance organisation.
+    pub org_id: OrgId,
+    /// Where it stands.
+    pub status: PushStatus,
+    /// Why it exists (automatic / waiting for approval, with the lists and counts).
+    pub reason: String,
+    /// When it was planned.
+    pub created_at: Timestamp,
+    /// When the admin approved or rejected it.
+    pub decided_at: Option<Timestamp>,
+    /// Who did.
+    pub decided_by: Option<String>,
+    /// When its last step was attempted.
+    pub finished_at: Option<Timestamp>,
+    /// The last transient error (it will be retried).
+    pub error: Option<String>,
+    /// Steps by state: pending, done, held, skipped, failed.
+    pub counts: StepCounts,
+}
+
+/// Step counts of a push.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StepCounts {
+    /// Pending.
+    pub pending: i64,
+    /// Done.
+    pub done: i64,
+    /// Held (followed domains).
+    pub held: i64,
+    /// Skipped.
+    pub skipped: i64,
+    /// Failed.
+    pub failed: i64,
+}
+
+type PushRow = (
+    i64,
+    i64,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+);
+
+const PUSH_COLUMNS: &str =
+    "id, org_id, status, reason, created_at, decided_at, decided_by, finished_at, error";
+
+async fn push_from_row(db: &Db, r: PushRow) -> Result<Push> {
+    let counts: Vec<(String, i64)> = on_pool!(db, p => sqlx::query_as(
+        "SELECT state, COUNT(*) FROM lists_push_steps WHERE push_id = $1 GROUP BY state")
+        .bind(r.0).fetch_all(p).await)
+    .map_err(DbError::from)?;
+    let mut c = StepCounts::default();
+    for (s, n) in counts {
+        match StepState::parse(&s)? {
+            StepState::Pending => c.pending = n,
+            StepState::Done => c.done = n,
+            StepState::Held => c.held = n,
+            StepState::Skipped => c.skipped = n,
+            StepState::Failed => c.failed = n,
+        }
+    }
+    Ok(Push {
+        id: r.0,
+        org_id: OrgId(r.1),
+        status: PushStatus::parse(&r.2)?,
+        reason: r.3,
+        created_at: Timestamp(r.4),
+        decided_at: r.5.map(Timestamp),
+        decided_by: r.6,
+        finished_at: r.7.map(Timestamp),
+        error: r.8,
+        counts: c,
+    })
+}
+
+async fn push_any(db: &Db, id: i64) -> Result<Push> {
+    let sql = format!("SELECT {PUSH_COLUMNS} FROM lists_pushes WHERE id = $1");
+    let row: Option<PushRow> =
+        on_pool!(db, p => sqlx::query_as(&sql).bind(id).fetch_optional(p).await)
+            .map_err(DbError::from)?;
+    push_from_row(db, row.ok_or(ListsError::NotFound("push"))?).await
+}
+
+/// A push of `org` (another organisation's is `NotFound`).
+pub async fn push(db: &Db, org: OrgId, id: i64) -> Result<Push> {
+    let p = push_any(db, id).await?;
+    if p.org_id != org {
+        return Err(ListsError::NotFound("push"));
+    }
+    Ok(p)
+}
+
+/// The pushes of `org`, newest first, at most `limit` (the push history).
+pub async fn pushes(db: &Db, org: OrgId, limit: u32) -> Result<Vec<Push>> {
+    let sql = format!(
+        "SELECT {PUSH_COLUMNS} FROM lists_pushes WHERE org_id = $1 ORDER BY id DESC LIMIT $2"
+    );
+    let rows: Vec<PushRow> = on_pool!(db, p => sqlx::query_as(&sql)
+        .bind(org.0).bind(i64::from(limit)).fetch_all(p).await)
+    .map_err(DbError::from)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(push_from_row(db, r).await?);
+    }
+    Ok(out)
+}
+
+type StepRow = (
+    i64,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    String,
+    String,
+    bool,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
+fn step_from_row(r: StepRow) -> Result<PushStep> {
+    Ok(PushStep {
+        id: r.0,
+        position: r.1,
+        op: StepOp::parse(&r.2)?,
+        domain: r.3,
+        before: opt_json("lists_push_steps.before_json", &r.4)?,
+        desired: opt_json("lists_push_steps.desired", &r.5)?,
+        list_id: r.6,
+        list_name: r.7,
+        state: StepState::parse(&r.8)?,
+        forced: r.9,
+        remote_id: r.10,
+        note: r.11,
+        done_at: r.12.map(Timestamp),
+    })
+}
+
+async fn steps_any(db: &Db, push: i64) -> Result<Vec<PushStep>> {
+    let rows: Vec<StepRow> = on_pool!(db, p => sqlx::query_as(
+        "SELECT id, position, op, domain, before_json, desired, list_id, list_name, state, forced, \
+         remote_id, note, done_at FROM lists_push_steps WHERE push_id = $1 ORDER BY position")
+        .bind(push).fetch_all(p).await)
+    .map_err(DbError::from)?;
+    rows.into_iter().map(step_from_row).collect()
+}
+
+/// The steps of a push of `org`, in order (the preview of an awaiting push; the record of a
+/// done one).
+pub async fn push_steps(db: &Db, org: OrgId, id: i64) -> Result<Vec<PushStep>> {
+    push(db, org, id).await?;
+    steps_any(db, id).await
+}
+
+/// The push of `org` waiting for approval, if any (the previewed diff).
+pub async fn awaiting_push(db: &Db, org: OrgId) -> Result<Option<Push>> {
+    let id: Option<i64> = on_pool!(db, p => sqlx::query_scalar(
+        "SELECT id FROM lists_pushes WHERE org_id = $1 AND status = 'awaiting' ORDER BY id DESC LIMIT 1")
+        .bind(org.0).fetch_optional(p).await)
+    .map_err(DbError::from)?;
+    match id {
+        Some(id) => Ok(Some(push_any(db, id).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Approves a push of `org`: an awaiting push becomes pending and runs. With
+/// `force_followed`, steps held by the follower guard (in this push, whatever its status) are
+/// made pending again and run without the guard. Audit: `lists.push.approve`.
+pub async fn approve_push(
+    db: &Db,
+    org: OrgId,
+    actor: &Actor,
+    id: i64,
+    force_followed: bool,
+) -> Result<Push> {
+    let p = push(db, org, id).await?;
+    let mut tx = db.begin().await?;
+    match p.status {
+        PushStatus::Awaiting => {}
+        PushStatus::Done | PushStatus::Pending | PushStatus::Running
+            if force_followed && p.counts.held > 0 => {}
+        s => {
+            return Err(ListsError::Conflict(format!(
+                "push {id} is {}, nothing to approve",
+                s.as_str()
+            )))
+        }
+    }
+    if force_followed {
+        on_tx!(&mut tx, c => sqlx::query(
+            "UPDATE lists_push_steps SET forced = TRUE, \
+             state = CASE WHEN state = 'held' THEN 'pending' ELSE state END WHERE push_id = $1")
+            .bind(id).execute(c).await.map(|r| r.rows_affected()))
+        .map_err(DbError::from)?;
+    }
+    on_tx!(&mut tx, c => sqlx::query(
+        "UPDATE lists_pushes SET status = 'pending', decided_at = $1, decided_by = $2 WHERE id = $3")
+        .bind(now()).bind(&actor.name).bind(id).execute(c).await.map(|r| r.rows_affected()))
+    .map_err(DbError::from)?;
+    Db::enqueue_in(&mut tx, &push_job(id)).await?;
+    append_in(
+        &mut tx,
+        &actor.audit(
+            "lists.push.approve",
+            Some(org),
+            serde_json::json!({"push_id": id, "force_followed": force_followed}),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    push(db, org, id).await
+}
+
+/// Rejects an awaiting push of `org`: its changes are not proposed again as long as the lists
+/// want exactly the same. Audit: `lists.push.reject`.
+pub async fn reject_push(db: &Db, org: OrgId, actor: &Actor, id: i64) -> Result<Push> {
+    let p = push(db, org, id).await?;
+    if p.status != PushStatus::Awaiting {
+        return Err(ListsError::Conflict(format!(
+            "push {id} is {}, not awaiting approval",
+            p.status.as_str()
+        )));
+    }
+    let mut tx = db.begin().await?;
+    on_tx!(&mut tx, c => sqlx::query(
+        "UPDATE lists_pushes SET status = 'rejected', decided_at = $1, decided_by = $2 WHERE id = $3")
+        .bind(now()).bind(&actor.name).bind(id).execute(c).await.map(|r| r.rows_affected()))
+    .map_err(DbError::from)?;
+    append_in(
+        &mut tx,
+        &actor.audit(
+            "lists.push.reject",
+            Some(org),
+            serde_json::json!({"push_id": id}),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    push(db, org, id).await
+}
+
+/// What a plan did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PlanSummary {
+    /// The push that runs at once (automatic changes), if any.
+    pub automatic: Option<i64>,
+    /// The push waiting for approval, if any (kept if unchanged).
+    pub awaiting: Option<i64>,
+    /// Domains not written, with why (admin-made, locked, handed over, covered).
+    pub skipped: Vec<(String, String)>,
+    /// True when a push was still running: planning waits for it (it plans again when done).
+    pub deferred: bool,
+}
+
+async fn instance_client(svc: &Services, org: OrgId) -> Result<Client> {
+    let inst = svc
+        .db
+        .instance_of_org(org)
+        .await?
+        .ok_or(ListsError::NotFound("instance"))?;
+    let token = svc
+        .db
+        .get_secret(
+            &svc.keyring,
+            &guildhall_db::instances::token_secret_name(inst.id),
+        )
+        .await?
+        .and_then(|v| v.expose_str().map(str::to_owned))
+        .ok_or_else(|| ListsError::Conflict("the instance is not connected".into()))?;
+    Ok(Client::new(
+        &inst.base_url,
+        Some(Secret::new(token)),
+        svc.client.clone(),
+    )?)
+}
+
+fn block_entry(b: &DomainBlock) -> BlockEntry {
+    use guildhall_mastodon::models::Severity as S;
+    BlockEntry {
+        domain: normalize_domain(&b.domain)
+            .map(|n| n.domain)
+            .unwrap_or_else(|_| b.domain.to_ascii_lowercase()),
+        severity: match b.effective_severity() {
+            S::Noop => Severity::Noop,
+            S::Silence => Severity::Silence,
+            S::Suspend | S::Unknown => Severity::Suspend,
+        },
+        reject_media: b.reject_media.unwrap_or(false),
+        reject_reports: b.reject_reports.unwrap_or(false),
+        obfuscate: b.obfuscate,
+        public_comment: b.public_comment.clone().unwrap_or_default(),
+        private_comment: b.private_comment.clone().unwrap_or_default(),
+    }
+}
+
+/// What the subscriptions of `org` want: per domain the strictest entry among its lists (the
+/// first subscription wins a tie), with the list it comes from.
+async fn desired_for(db: &Db, org: OrgId) -> Result<BTreeMap<String, (Entry, i64, String)>> {
+    type Row = (i64, String, String);
+    let rows: Vec<Row> = on_pool!(db, p => sqlx::query_as(
+        "SELECT s.list_id, l.name, e.entry FROM lists_subscriptions s \
+         JOIN lists_lists l ON l.id = s.list_id JOIN lists_entries e ON e.list_id = s.list_id \
+         WHERE s.org_id = $1 ORDER BY s.id, e.domain")
+        .bind(org.0).fetch_all(p).await)
+    .map_err(DbError::from)?;
+    let mut out: BTreeMap<String, (Entry, i64, String)> = BTreeMap::new();
+    for (list_id, name, e) in rows {
+        let mut e: Entry = from_json("lists_entries.entry", &e)?;
+        e.private_comment = stamp(&name);
+        match out.get(&e.domain) {
+            Some((old, _, _)) if old.severity >= e.severity => {}
+            _ => {
+                out.insert(e.domain.clone(), (e, list_id, name));
+            }
+        }
+    }
+    Ok(out)
+}
+
+struct PlannedStep {
+    op: StepOp,
+    domain: String,
+    before: Option<Entry>,
+    desired: Option<Entry>,
+    list_id: Option<i64>,
+    list_name: String,
+    remote_id: Option<String>,
+}
+
+impl PlannedStep {
+    fn key(&self) -> Result<(String, String, Option<String>)> {
+        Ok((
+            self.op.as_str().to_string(),
+            self.domain.clone(),
+            self.desired.as_ref().map(to_json).transpose()?,
+        ))
+    }
+}
+
+/// Plans the pushes of the instance organisation `org` now (what the `lists.plan` job runs):
+/// fetches the instance's blocks, diffs them with what its subscriptions want under the
+/// ownership rules, records the steps, and enqueues the automatic push. See the module docs.
+pub async fn plan_instance(svc: &Services, org: OrgId) -> Result<PlanSummary> {
+    let db = &svc.db;
+    let active: i64 = on_pool!(db, p => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM lists_pushes WHERE org_id = $1 AND status IN ('pending', 'running')")
+        .bind(org.0).fetch_one(p).await)
+    .map_err(DbError::from)?;
+    if active > 0 {
+        return Ok(PlanSummary {
+            deferred: true,
+            ..PlanSummary::default()
+        });
+    }
+    let client = instance_client(svc, org).await?;
+    let remote = client.all_domain_blocks().await?;
+    let mut ids: HashMap<String, String> = HashMap::new();
+    let current: Vec<BlockEntry> = remote
+        .iter()
+        .map(|b| {
+            let e = block_entry(b);
+            ids.insert(e.domain.clone(), b.id.clone());
+            e
+        })
+        .collect();
+    let desired = desired_for(db, org).await?;
+    let wanted: Vec<BlockEntry> = desired.values().map(|(e, _, _)| e.into()).collect();
+    let managed = managed_blocks(db, org).await?;
+    let mut own = Ownership::default();
+    let mut managed_list: HashMap<String, (Option<i64>, String)> = HashMap::new();
+    for m in &managed {
+        own.managed.insert(m.domain.clone(), m.pushed.clone());
+        managed_list.insert(m.domain.clone(), (m.list_id, m.list_name.clone()));
+    }
+    for l in locks(db, org).await? {
+        own.locked.insert(l.domain);
+    }
+    let d = diff(&wanted, &current, &own, DiffOptions::default());
+    let mut summary = PlanSummary::default();
+    let mut handovers: Vec<String> = Vec::new();
+    for (dom, why) in &d.skipped {
+        if matches!(why, SkipReason::AdminEdited | SkipReason::AdminDeleted) {
+            handovers.push(dom.clone());
+        }
+        summary.skipped.push((dom.clone(), why.to_string()));
+    }
+    let mut planned: Vec<PlannedStep> = Vec::new();
+    let from = |dom: &str| -> (Option<i64>, String) {
+        desired
+            .get(dom)
+            .map(|(_, id, n)| (Some(*id), n.clone()))
+            .or_else(|| managed_list.get(dom).cloned())
+            .unwrap_or((None, String::new()))
+    };
+    for c in &d.creates {
+        let (list_id, list_name) = from(&c.domain);
+        let mut want = Entry::from(c);
+        want.private_comment = stamp(&list_name);
+        planned.push(PlannedStep {
+            op: StepOp::Create,
+            domain: c.domain.clone(),
+            before: None,
+            desired: Some(want),
+            list_id,
+            list_name,
+            remote_id: None,
+        });
+    }
+    for (cur, want) in &d.updates {
+        let (list_id, list_name) = from(&cur.domain);
+        let mut w = Entry::from(want);
+        w.private_comment = stamp(&list_name);
+        planned.push(PlannedStep {
+            op: StepOp::Update,
+            domain: cur.domain.clone(),
+            before: Some(Entry::from(cur)),
+            desired: Some(w),
+            list_id,
+            list_name,
+            remote_id: ids.get(&cur.domain).cloned(),
+        });
+    }
+    for r in &d.removals {
+        let (list_id, list_name) = managed_list
+            .get(&r.domain)
+            .cloned()
+            .unwrap_or((None, String::new()));
+        planned.push(PlannedStep {
+            op: StepOp::Delete,
+            domain: r.domain.clone(),
+            before: Some(Entry::from(r)),
+            desired: None,
+            list_id,
+            list_name,
+            remote_id: ids.get(&r.domain).cloned(),
+        });
+    }
+    // Steps held by the follower guard or rejected by the admin are not proposed again while
+    // the lists want exactly the same; held steps no longer wanted are dropped.
+    type Key = (String, String, Option<String>);
+    let held_rows: Vec<(i64, String, String, Option<String>)> = on_pool!(db, p => sqlx::query_as(
+        "SELECT st.id, st.op, st.domain, st.desired FROM lists_push_steps st \
+         JOIN lists_pushes p ON p.id = st.push_id WHERE p.org_id = $1 AND st.state = 'held'")
+        .bind(org.0).fetch_all(p).await)
+    .map_err(DbError::from)?;
+    let rejected_rows: Vec<(String, String, Option<String>)> = on_pool!(db, p => sqlx::query_as(
+        "SELECT st.op, st.domain, st.desired FROM lists_push_steps st \
+         JOIN lists_pushes p ON p.id = st.push_id WHERE p.org_id = $1 AND p.status = 'rejected'")
+        .bind(org.0).fetch_all(p).await)
+    .map_err(DbError::from)?;
+    let all_keys: HashSet<Key> = planned.iter().map(|s| s.key()).collect::<Result<_>>()?;
+    let mut excluded: HashSet<Key> = rejected_rows.into_iter().collect();
+    let mut stale_held: Vec<i64> = Vec::new();
+    for (id, op, dom, want) in held_rows {
+        let k = (op, dom, want);
+        if all_keys.contains(&k) {
+            excluded.insert(k);
+        } else {
+            stale_held.push(id);
+        }
+    }
+    let mut kept = Vec::with_capacity(planned.len());
+    for s in planned {
+        if !excluded.contains(&s.key()?) {
+            kept.push(s);
+        }
+    }
+    // Automatic or for review, per subscription.
+    let subs: HashMap<i64, (Mode, i64)> = subscriptions(db, org)
+        .await?
+        .into_iter()
+        .map(|s| (s.list_id, (s.mode, s.auto_limit)))
+        .collect();
+    let mut per_list: HashMap<Option<i64>, i64> = HashMap::new();
+    for s in &kept {
+        *per_list.entry(s.list_id).or_default() += 1;
+    }
+    let (auto, review): (Vec<PlannedStep>, Vec<PlannedStep>) = kept.into_iter().partition(|s| {
+        s.list_id
+            .and_then(|l| subs.get(&l))
+            .is_some_and(|(mode, limit)| {
+                *mode == Mode::Automatic && per_list.get(&s.list_id).copied().unwrap_or(0) <= *limit
+            })
+    });
+    let mut tx = svc.db.begin().await?;
+    for dom in &handovers {
+        on_tx!(&mut tx, c => sqlx::query("DELETE FROM lists_managed WHERE org_id = $1 AND domain = $2")
+            .bind(org.0).bind(dom).execute(c).await.map(|r| r.rows_affected()))
+        .map_err(DbError::from)?;
+    }
+    for id in stale_held {
+        on_tx!(&mut tx, c => sqlx::query(
+            "UPDATE lists_push_steps SET state = 'skipped', note = $1 WHERE id = $2")
+            .bind("no longer wanted by the subscribed lists").bind(id)
+            .execute(c).await.map(|r| r.rows_affected()))
+        .map_err(DbError::from)?;
+    }
+    if !auto.is_empty() {
+        let reason = format!(
+            "automatic: {} change(s) within the subscriptions' limits",
+            auto.len()
+        );
+        let id = insert_push(&mut tx, org, PushStatus::Pending, &reason, &auto).await?;
+        Db::enqueue_in(&mut tx, &push_job(id)).await?;
+        summary.automatic = Some(id);
+    }
+    // The awaiting push: kept if it has exactly these steps, else replaced.
+    let awaiting: Option<i64> = on_tx!(&mut tx, c => sqlx::query_scalar(
+        "SELECT id FROM lists_pushes WHERE org_id = $1 AND status = 'awaiting' ORDER BY id DESC LIMIT 1")
+        .bind(org.0).fetch_optional(c).await)
+    .map_err(DbError::from)?;
+    let review_keys: Vec<Key> = review.iter().map(|s| s.key()).collect::<Result<_>>()?;
+    let same = match awaiting {
+        Some(a) => {
+            let rows: Vec<(String, String, Option<String>)> = on_tx!(&mut tx, c => sqlx::query_as(
+                "SELECT op, domain, desired FROM lists_push_steps WHERE push_id = $1 ORDER BY position")
+                .bind(a).fetch_all(c).await)
+            .map_err(DbError::from)?;
+            rows == review_keys
+        }
+        None => review.is_empty(),
+    };
+    if same {
+        summary.awaiting = awaiting;
+    } else {
+        if let Some(a) = awaiting {
+            on_tx!(&mut tx, c => sqlx::query(
+                "UPDATE lists_pushes SET status = 'superseded', decided_at = $1 WHERE id = $2")
+                .bind(now()).bind(a).execute(c).await.map(|r| r.rows_affected()))
+            .map_err(DbError::from)?;
+        }
+        if !review.is_empty() {
+            let mut lists: Vec<&str> = review.iter().map(|s| s.list_name.as_str()).collect();
+            lists.sort_unstable();
+            lists.dedup();
+            let reason = format!(
+                "waiting for approval: {} change(s) from {}",
+                review.len(),
+                lists.join(", ")
+            );
+            summary.awaiting =
+                Some(insert_push(&mut tx, org, PushStatus::Awaiting, &reason, &review).await?);
+        }
+    }
+    if summary.automatic.is_some() || (!same && summary.awaiting.is_some()) {
+        append_in(
+            &mut tx,
+            &Actor::worker().audit(
+                "lists.push.plan",
+                Some(org),
+                serde_json::json!({"automatic": summary.automatic, "awaiting": summary.awaiting,
+                    "automatic_steps": auto.len(), "awaiting_steps": review.len()}),
+            ),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(summary)
+}
+
+async fn insert_push(
+    tx: &mut Tx,
+    org: OrgId,
+    status: PushStatus,
+    reason: &str,
+    steps: &[PlannedStep],
+) -> Result<i64> {
+    let id: i64 = on_tx!(tx, c => sqlx::query_scalar(
+        "INSERT INTO lists_pushes (org_id, status, reason, created_at) VALUES ($1, $2, $3, $4) \
+         RETURNING id")
+        .bind(org.0).bind(status.as_str()).bind(reason).bind(now()).fetch_one(c).await)
+    .map_err(DbError::from)?;
+    for (ci, chunk) in steps.chunks(200).enumerate() {
+        let mut sql = String::from(
+            "INSERT INTO lists_push_steps (push_id, state, position, op, domain, before_json, \
+             desired, list_id, list_name, remote_id) VALUES ",
+        );
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (i, s) in chunk.iter().enumerate() {
+            let b = i * 8 + 2;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "($1, 'pending', ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b,
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7
+            ));
+            rows.push((
+                i64::try_from(ci * 200 + i).unwrap_or(i64::MAX),
+                s.op.as_str(),
+                s.domain.as_str(),
+                s.before.as_ref().map(to_json).transpose()?,
+                s.desired.as_ref().map(to_json).transpose()?,
+                s.list_id,
+                s.list_name.as_str(),
+                s.remote_id.as_deref(),
+            ));
+        }
+        on_tx!(tx, c => {
+            let mut q = sqlx::query(&sql).bind(id);
+            for r in &rows {
+                q = q.bind(r.0).bind(r.1).bind(r.2).bind(r.3.as_deref()).bind(r.4.as_deref())
+                    .bind(r.5).bind(r.6).bind(r.7);
+            }
+            q.execute(c).await.map(|r| r.rows_affected())
+        })
+        .map_err(DbError::from)?;
+    }
+    Ok(id)
+}
+
+/// How many follow relationships local accounts of the instance have with accounts on
+/// `domain` now: Mastodon's `instance_follows` measure over a period from [`FOLLOWS_SINCE`]
+/// to today. The measure counts rows of `follows` made within the period, and Mastodon deletes
+/// a row when the follow ends, so over all time it is the number of follows that exist now.
+/// (FediBlockHole asks without a period, i.e. for recent follows only, which misses old
+/// relationships.)
+pub async fn current_follows(client: &Client, domain: &str) -> Result<i64> {
+    let q = MeasureQuery {
+        keys: vec!["instance_follows".into()],
+        start_at: FOLLOWS_SINCE.into(),
+        end_at: utc_date(Timestamp::now().plus(std::time::Duration::from_secs(86_400))),
+        domain: Some(domain.to_string()),
+    };
+    let m = client.measures(&q).await?;
+    Ok(m.iter()
+        .find(|m| m.key == "instance_follows")
+        .and_then(|m| m.total_value())
+        .unwrap_or(0))
+}
+
+fn params_of(e: &Entry) -> DomainBlockParams {
+    use guildhall_mastodon::models::Severity as S;
+    DomainBlockParams {
+        severity: Some(match e.severity {
+            Severity::Noop => S::Noop,
+            Severity::Silence => S::Silence,
+            Severity::Suspend => S::Suspend,
+        }),
+        reject_media: Some(e.reject_media),
+        reject_reports: Some(e.reject_reports),
+        private_comment: Some(e.private_comment.clone()),
+        public_comment: Some(e.public_comment.clone()),
+        obfuscate: Some(e.obfuscate),
+    }
+}
+
+enum StepResult {
+    Done(Option<String>),
+    Skipped(String, bool),
+    Held(String),
+    Failed(String),
+}
+
+async fn guard(client: &Client, domain: &str) -> std::result::Result<Option<String>, ListsError> {
+    match current_follows(client, domain).await {
+        Ok(0) => Ok(None),
+        Ok(n) => Ok(Some(format!(
+            "{n} follow relationship(s) of local accounts with accounts on {domain}: suspending would cut them"
+        ))),
+        Err(ListsError::Instance(e)) if e.is_transient() => Err(ListsError::Instance(e)),
+        Err(e) => Ok(Some(format!("the follower check failed ({e}); held to be safe"))),
+    }
+}
+
+async fn execute(client: &Client, s: &PushStep) -> std::result::Result<StepResult, ListsError> {
+    use guildhall_mastodon::Error as E;
+    match s.op {
+        StepOp::Create => {
+            let Some(want) = &s.desired else {
+                return Ok(StepResult::Failed("no desired block recorded".into()));
+            };
+            if want.severity == Severity::Suspend && !s.forced {
+                if let Some(why) = guard(client, &s.domain).await? {
+                    return Ok(StepResult::Held(why));
+                }
+            }
+            match client
+                .create_domain_block(&s.domain, &params_of(want))
+                .await
+            {
+                Ok(b) => Ok(StepResult::Done(Some(b.id))),
+                Err(E::StricterBlockExists { existing, .. }) => {
+                    if existing.domain != s.domain {
+                        return Ok(StepResult::Skipped(
+                            format!("covered by the block on {}", existing.domain),
+                            false,
+                        ));
+                    }
+                    let ours = existing
+                        .private_comment
+                        .as_deref()
+                        .is_some_and(|c| c.starts_with(STAMP_PREFIX));
+                    if !ours {
+                        return Ok(StepResult::Skipped(
+                            "an admin-made block exists on the instance: not touched".into(),
+                            false,
+                        ));
+                    }
+                    // Made by an earlier, interrupted attempt: adopt it (and finish it).
+                    let have = Entry::from(&block_entry(&existing));
+                    if Pushed::of(&(&have).into()) != Pushed::of(&want.into()) {
+                        match client
+                            .update_domain_block(&existing.id, &params_of(want))
+                            .await
+                        {
+                            Ok(_) => {}
+                            Err(e) if e.is_transient() => return Err(e.into()),
+                            Err(e) => return Ok(StepResult::Failed(e.to_string())),
+                        }
+                    }
+                    Ok(StepResult::Done(Some(existing.id.clone())))
+                }
+                Err(e) if e.is_transient() => Err(e.into()),
+                Err(e) => Ok(StepResult::Failed(e.to_string())),
+            }
+        }
+        StepOp::Update => {
+            let (Some(want), Some(id)) = (&s.desired, &s.remote_id) else {
+                return Ok(StepResult::Failed("no block id recorded".into()));
+            };
+            let raising = want.severity == Severity::Suspend
+                && s.before
+                    .as_ref()
+                    .is_none_or(|b| b.severity != Severity::Suspend);
+            if raising && !s.forced {
+                if let Some(why) = guard(client, &s.domain).await? {
+                    return Ok(StepResult::Held(why));
+                }
+            }
+            match client.update_domain_block(id, &params_of(want)).await {
+                Ok(b) => Ok(StepResult::Done(Some(b.id))),
+                Err(E::NotFound { .. }) => Ok(StepResult::Skipped(
+                    "deleted by an admin meanwhile: deletion respected".into(),
+                    true,
+                )),
+                Err(e) if e.is_transient() => Err(e.into()),
+                Err(e) => Ok(StepResult::Failed(e.to_string())),
+            }
+        }
+        StepOp::Delete => {
+            let Some(id) = &s.remote_id else {
+                return Ok(StepResult::Done(None));
+            };
+            match client.delete_domain_block(id).await {
+                Ok(()) | Err(E::NotFound { .. }) => Ok(StepResult::Done(None)),
+                Err(e) if e.is_transient() => Err(e.into()),
+                Err(e) => Ok(StepResult::Failed(e.to_string())),
+            }
+        }
+    }
+}
+
+/// Runs a push now (what the `lists.push` job runs; no tenant check): its pending steps in
+/// order, each marked done (and the managed-block record written) in one transaction right
+/// after the instance accepted it. A transient failure (outage, rate limit beyond the
+/// client's patience) leaves the step pending and returns the error, so the job retries and
+/// resumes there. When every step was attempted the push is done and a new plan is enqueued.
+pub async fn run_push(svc: &Services, id: i64) -> Result<Push> {
+    let db = &svc.db;
+    let p = push_any(db, id).await?;
+    if !matches!(p.status, PushStatus::Pending | PushStatus::Running) {
+        return Ok(p);
+    }
+    on_pool!(db, x => sqlx::query("UPDATE lists_pushes SET status = 'running' WHERE id = $1")
+        .bind(id).execute(x).await.map(|r| r.rows_affected()))
+    .map_err(DbError::from)?;
+    let client = instance_client(svc, p.org_id).await?;
+    let steps = steps_any(db, id).await?;
+    for s in steps.iter().filter(|s| s.state == StepState::Pending) {
+        let r = match execute(&client, s).await {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = e.to_string();
+                on_pool!(db, x => sqlx::query("UPDATE lists_push_steps SET note = $1 WHERE id = $2")
+                    .bind(&msg).bind(s.id).execute(x).await.map(|r| r.rows_affected()))
+                .map_err(DbError::from)?;
+                on_pool!(db, x => sqlx::query(
+                    "UPDATE lists_pushes SET status = 'pending', error = $1 WHERE id = $2")
+                    .bind(&msg).bind(id).execute(x).await.map(|r| r.rows_affected()))
+                .map_err(DbError::from)?;
+                return Err(e);
+            }
+        };
+        let mut tx = db.begin().await?;
+        let t = now();
+        match &r {
+            StepResult::Done(remote) => {
+                match (&s.op, &s.desired) {
+                    (StepOp::Delete, _) | (_, None) => {
+                        on_tx!(&mut tx, c => sqlx::query(
+                            "DELETE FROM lists_managed WHERE org_id = $1 AND domain = $2")
+                            .bind(p.org_id.0).bind(&s.domain).execute(c).await.map(|r| r.rows_affected()))
+                        .map_err(DbError::from)?;
+                    }
+                    (_, Some(want)) => {
+                        let pushed = to_json(&Pushed::of(&want.into()))?;
+                        on_tx!(&mut tx, c => sqlx::query(
+                            "INSERT INTO lists_managed (org_id, domain, remote_id, pushed, list_id, \
+                             list_name, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                             ON CONFLICT (org_id, domain) DO UPDATE SET remote_id = excluded.remote_id, \
+                             pushed = excluded.pushed, list_id = excluded.list_id, \
+                             list_name = excluded.list_name, updated_at = excluded.updated_at")
+                            .bind(p.org_id.0).bind(&s.domain).bind(remote.as_deref()).bind(&pushed)
+                            .bind(s.list_id).bind(&s.list_name).bind(t)
+                            .execute(c).await.map(|r| r.rows_affected()))
+                        .map_err(DbError::from)?;
+                    }
+                }
+                on_tx!(&mut tx, c => sqlx::query(
+                    "UPDATE lists_push_steps SET state = 'done', remote_id = COALESCE($1, remote_id), \
+                     note = NULL, done_at = $2 WHERE id = $3")
+                    .bind(remote.as_deref()).bind(t).bind(s.id).execute(c).await.map(|r| r.rows_affected()))
+                .map_err(DbError::from)?;
+            }
+            StepResult::Skipped(note, handover) => {
+                if *handover {
+                    on_tx!(&mut tx, c => sqlx::query(
+                        "DELETE FROM lists_managed WHERE org_id = $1 AND domain = $2")
+                        .bind(p.org_id.0).bind(&s.domain).execute(c).await.map(|r| r.rows_affected()))
+                    .map_err(DbError::from)?;
+                }
+                set_step(&mut tx, s.id, StepState::Skipped, note).await?;
+            }
+            StepResult::Held(note) => set_step(&mut tx, s.id, StepState::Held, note).await?,
+            StepResult::Failed(note) => set_step(&mut tx, s.id, StepState::Failed, note).await?,
+        }
+        tx.commit().await?;
+    }
+    let mut tx = db.begin().await?;
+    on_tx!(&mut tx, c => sqlx::query(
+        "UPDATE lists_pushes SET status = 'done', finished_at = $1, error = NULL WHERE id = $2")
+        .bind(now()).bind(id).execute(c).await.map(|r| r.rows_affected()))
+    .map_err(DbError::from)?;
+    Db::enqueue_in(&mut tx, &plan_job(p.org_id)).await?;
+    tx.commit().await?;
+    let done = push_any(db, id).await?;
+    db.append_audit(&Actor::worker().audit(
+        "lists.push.done",
+        Some(p.org_id),
+        serde_json::json!({"push_id": id, "counts": done.counts}),
+    ))
+    .await?;
+    Ok(done)
+}
+
+async fn set_step(tx: &mut Tx, id: i64, state: StepState, note: &str) -> Result<()> {
+    on_tx!(tx, c => sqlx::query("UPDATE lists_push_steps SET state = $1, note = $2 WHERE id = $3")
+        .bind(state.as_str()).bind(note).bind(id).execute(c).await.map(|r| r.rows_affected()))
+    .map_err(DbError::from)?;
+    Ok(())
+}
