@@ -43,7 +43,9 @@ pub use seed::{
     AccountSeed, BlockSeed, Flavor, Injected, MediaSeed, PublicBlocksMode, ReportSeed, StatusSeed,
     TokenSeed, WebhookFault,
 };
-pub use state::{normalize_domain, obfuscate_domain, BlockWrite, Delivery, RequestRecord};
+pub use state::{
+    normalize_domain, obfuscate_domain, ActionRecord, BlockWrite, Delivery, RequestRecord,
+};
 
 use server::{lock, Shared};
 use state::{State, Token};
@@ -262,6 +264,16 @@ impl FakeMastodon {
     /// Every domain-block write (create, update, delete) that reached the API, in order.
     pub fn block_writes(&self) -> Vec<BlockWrite> {
         lock(&self.shared).block_writes.clone()
+    }
+
+    /// Every account action the API accepted, in order.
+    pub fn account_actions(&self) -> Vec<ActionRecord> {
+        lock(&self.shared).account_actions.clone()
+    }
+
+    /// Deletes a status (its media files then answer 404, as after a deletion on Mastodon).
+    pub fn delete_status(&self, id: u64) {
+        lock(&self.shared).statuses.remove(&id);
     }
 
     /// The next `n` requests fail with `status` and a Rails-style HTML error page.

@@ -21,11 +21,11 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::seed::{Flavor, PublicBlocksMode, WebhookFault};
-use crate::state::BlockWrite;
 use crate::state::{
     format_us, hex, normalize_domain, now_string, obfuscate_domain, sha256_hex, Allow, App,
     AuthCode, Block, Delivery, RequestRecord, State, Token, Window,
 };
+use crate::state::{ActionRecord, BlockWrite};
 
 pub(crate) type Shared = Arc<Mutex<State>>;
 
@@ -604,6 +604,7 @@ pub(crate) fn router(shared: Shared) -> Router {
             get(allow_show).delete(allow_delete),
         )
         .route("/api/v1/admin/measures", post(measures))
+        .route("/system/media/{file}", get(media_file))
         .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
@@ -1045,6 +1046,8 @@ async fn account_action(
         if let Some(a) = st.accounts.get_mut(&id) {
             a.suspended = true;
         }
+        let rec = action_record(id, &kind, &p);
+        st.account_actions.push(rec);
         return ok(json!({"message": "OK"}));
     }
     if !["none", "sensitive", "disable", "silence", "suspend"].contains(&kind.as_str()) {
@@ -1057,6 +1060,8 @@ async fn account_action(
         },
         None => None,
     };
+    let rec = action_record(id, &kind, &p);
+    st.account_actions.push(rec);
     if let Some(a) = st.accounts.get_mut(&id) {
         match kind.as_str() {
             "sensitive" => a.sensitized = true,
@@ -1090,6 +1095,38 @@ async fn account_action(
         st.emit("report.updated", rid);
     }
     ok(json!({}))
+}
+
+fn action_record(account_id: u64, kind: &str, p: &Params) -> ActionRecord {
+    ActionRecord {
+        account_id,
+        kind: kind.to_owned(),
+        report_id: p.get("report_id").map(str::to_owned),
+        text: p.get("text").map(str::to_owned),
+        send_email_notification: p.get("send_email_notification").map(str::to_owned),
+    }
+}
+
+/// A media file of a seeded status (`{id}.png` or `{id}_small.png`): PNG-typed bytes naming
+/// the media id; 404 once the status is deleted.
+async fn media_file(AxState(s): AxState<Shared>, Path(file): Path<String>) -> Response {
+    let st = lock(&s);
+    let id = file
+        .trim_end_matches(".png")
+        .trim_end_matches("_small")
+        .parse::<u64>()
+        .ok();
+    let known = id.is_some_and(|id| {
+        st.statuses
+            .values()
+            .any(|s| s.media.iter().any(|m| m.id == id))
+    });
+    if !known {
+        return not_found(&st);
+    }
+    let mut body = b"\x89PNG\r\n\x1a\n".to_vec();
+    body.extend_from_slice(format!("fake media {file}").as_bytes());
+    (StatusCode::OK, [(header::CONTENT_TYPE, "image/png")], body).into_response()
 }
 
 async fn account_op(

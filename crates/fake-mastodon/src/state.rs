@@ -112,6 +112,21 @@ pub struct BlockWrite {
     pub status: u16,
 }
 
+/// An account action that the API accepted (for exactly-once checks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRecord {
+    /// The target account.
+    pub account_id: u64,
+    /// `none`, `sensitive`, `disable`, `silence` or `suspend`.
+    pub kind: String,
+    /// The `report_id` sent, if any.
+    pub report_id: Option<String>,
+    /// The `text` sent, if any.
+    pub text: Option<String>,
+    /// The `send_email_notification` sent, if any.
+    pub send_email_notification: Option<String>,
+}
+
 /// A rate-limit window.
 #[derive(Debug, Clone)]
 pub(crate) struct Window {
@@ -138,6 +153,7 @@ pub(crate) struct State {
     /// the follow was made). Unfollowing deletes the row, as Mastodon does.
     pub follows: Vec<(String, String)>,
     pub block_writes: Vec<BlockWrite>,
+    pub account_actions: Vec<ActionRecord>,
     pub tokens: HashMap<String, Token>,
     pub apps: BTreeMap<u64, App>,
     pub codes: HashMap<String, AuthCode>,
@@ -182,6 +198,7 @@ impl State {
             measures: HashMap::new(),
             follows: Vec::new(),
             block_writes: Vec::new(),
+            account_actions: Vec::new(),
             tokens: HashMap::new(),
             apps: BTreeMap::new(),
             codes: HashMap::new(),
@@ -363,6 +380,7 @@ impl State {
             "spoiler_text": "",
             "sensitive": false,
             "visibility": "public",
+            "language": "en",
             "account": self.public_account_json(s.account_id),
             "media_attachments": media,
             "mentions": [],
