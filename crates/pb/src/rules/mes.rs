@@ -104,6 +104,12 @@ pub struct Lane {
     push: Vec<(u32, Entry)>,
     /// `(ballot, new class)`: ballots that moved to a new class
     moved: Vec<(u32, u32)>,
+    /// per round, `words` words: the projects left out of the new lists as unaffordable (a
+    /// round is replayed only in a run where all of them are unaffordable too)
+    gone: Vec<u64>,
+    words: usize,
+    /// rounds replayed so far (all runs)
+    replayed: usize,
     bufs: Option<Buffers>,
 }
 
@@ -190,6 +196,11 @@ struct State {
     cent: Vec<(u32, u32, u32)>,
     /// selected so far (their supporter lists are no longer kept up to date)
     is_sel: Vec<bool>,
+    /// found unaffordable so far, when such projects are left out of the new lists (not in
+    /// detailed runs, which report what their supporters have left)
+    is_gone: Vec<bool>,
+    /// `is_gone` as a bit set
+    gone_bits: Vec<u64>,
     sc: Scratch,
 }
 
@@ -395,8 +406,11 @@ impl<'a> MesInput<'a> {
             entries: bufs.entries,
             cent: bufs.cent,
             is_sel,
+            is_gone: vec![false; m],
+            gone_bits: vec![0; m.div_ceil(64)],
             sc: bufs.sc,
         };
+        lane.words = m.div_ceil(64);
         let mut prev = self.init_prev.clone();
         let mut active: Vec<usize> = self.projects.clone();
         let mut selected: Vec<usize> = self.free.clone();
@@ -441,6 +455,12 @@ impl<'a> MesInput<'a> {
             }
             if !gone.is_empty() {
                 active.retain(|p| !gone.contains(p));
+                if !detail {
+                    for &p in &gone {
+                        st.is_gone[p] = true;
+                        st.gone_bits[p / 64] |= 1 << (p % 64);
+                    }
+                }
             }
             let Some((_, tied)) = best else { break };
             let tied_ids: Vec<usize> = tied.iter().map(|x| x.p).collect();
@@ -454,8 +474,15 @@ impl<'a> MesInput<'a> {
             selected.push(win);
             st.is_sel[win] = true;
             let r = rounds.len();
-            let round = if synced_upto == r && lane.rounds.get(r).is_some_and(|l| l.win == win) {
+            let replay = synced_upto == r
+                && lane.rounds.get(r).is_some_and(|l| l.win == win)
+                && lane.gone[r * lane.words..(r + 1) * lane.words]
+                    .iter()
+                    .zip(&st.gone_bits)
+                    .all(|(rec, now)| rec & !now == 0);
+            let round = if replay {
                 synced_upto = r + 1;
+                lane.replayed += 1;
                 self.apply(price, &mut st, detail, lane, Split::Replay(r))
             } else {
                 if synced_upto == r {
@@ -737,6 +764,7 @@ impl<'a> MesInput<'a> {
             Split::Fresh => {
                 let r = lane.rounds.len();
                 self.split(st, lane, win, first_new);
+                lane.gone.extend_from_slice(&st.gone_bits);
                 lane.rounds.push(SplitLog {
                     win,
                     dec_end: lane.dec.len(),
@@ -803,7 +831,7 @@ impl<'a> MesInput<'a> {
     /// Moves the winner's supporters in split classes to their new classes (`st.sc.split`:
     /// `(old class, score, new class)`; `st.sc.old_of`: the old class of each new class from
     /// `first_new` on) and gives the new classes their supporter lists, recording what it did
-    /// in the lane. Selected projects are left out of the new lists.
+    /// in the lane. Selected and unaffordable projects are left out of the new lists.
     fn split(&self, st: &mut State, lane: &mut Lane, win: usize, first_new: u32) {
         let State {
             classes,
@@ -811,6 +839,7 @@ impl<'a> MesInput<'a> {
             entries,
             cent,
             is_sel,
+            is_gone,
             sc,
             ..
         } = st;
@@ -868,7 +897,7 @@ impl<'a> MesInput<'a> {
             // the old class's entries (sorted by project and score), minus selected projects
             sc.gathered.clear();
             for &(q, s, idx) in &cent[ca..ca + cl] {
-                if is_sel[q as usize] {
+                if is_sel[q as usize] || is_gone[q as usize] {
                     continue;
                 }
                 if sc.slot[q as usize] == u32::MAX {
@@ -925,6 +954,7 @@ impl Lane {
         self.dec.truncate(d);
         self.push.truncate(p);
         self.moved.truncate(m);
+        self.gone.truncate(r * self.words);
     }
 }
 
@@ -1205,5 +1235,78 @@ fn explain_run(
             kept: fmt_money(&budgets[bi]),
             bought: bought[bi].clone(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read_election;
+    use crate::rules::Ties;
+
+    /// A random election with many voters and popular and unpopular projects.
+    fn random_election(seed: u64, voters: usize, m: usize) -> Election {
+        let mut x = seed;
+        let mut next = |n: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) % n
+        };
+        let costs: Vec<u64> = (0..m).map(|_| 100 * (1 + next(40))).collect();
+        let budget = costs.iter().sum::<u64>() / 3;
+        let mut s = format!("META\nkey;value\ndescription;r\ncountry;x\nunit;x\ninstance;x\nnum_projects;{m}\nnum_votes;{voters}\nbudget;{budget}\nvote_type;approval\nrule;unknown\ndate_begin;2026\ndate_end;2026\nPROJECTS\nproject_id;cost\n");
+        for (j, c) in costs.iter().enumerate() {
+            s += &format!("p{j};{c}\n");
+        }
+        s += "VOTES\nvoter_id;vote\n";
+        for i in 0..voters {
+            let k = 1 + next(5) as usize;
+            let mut chosen: Vec<u64> = Vec::new();
+            while chosen.len() < k {
+                // skewed popularity: low indices are chosen more often
+                let p = next(m as u64).min(next(m as u64));
+                if !chosen.contains(&p) {
+                    chosen.push(p);
+                }
+            }
+            let ids: Vec<String> = chosen.iter().map(|p| format!("p{p}")).collect();
+            s += &format!("v{i};{}\n", ids.join(","));
+        }
+        read_election(s.as_bytes(), "r").unwrap().0
+    }
+
+    /// Lanes replay recorded class splits and leave selected and unaffordable projects out of
+    /// the supporter lists; the outcome of every run must be the one of a fresh run without
+    /// record, and of a detailed run (which keeps every list).
+    #[test]
+    fn lane_runs_equal_fresh_and_detailed_runs() {
+        for seed in 0..6u64 {
+            let e = random_election(seed, 1500, 30);
+            let prof = Profile::new(&e);
+            let ties = TieOrder::new(&e, &prof, Ties::Pabutools);
+            for u in [Utility::Cost, Utility::Approval] {
+                let input = MesInput::new(&e, &prof, u).unwrap();
+                let n = Q::from_integer(prof.n_voters.into());
+                let e0 = &e.budget / &n;
+                let inc = Q::new(1.into(), 7.into());
+                let mut lane = Lane::default();
+                let mut unaffordable = 0;
+                for i in 0..25 {
+                    let x = &e0 + &inc * Q::from_integer(i.into());
+                    let a = input.run_lane(&x, &ties, false, &mut lane);
+                    let b = input.run(&x, &ties, false);
+                    let c = input.run(&x, &ties, true);
+                    assert_eq!(a.selected, b.selected, "seed {seed} {u:?} run {i}");
+                    assert_eq!(a.selected, c.selected, "seed {seed} {u:?} run {i}");
+                    unaffordable += c
+                        .left_over
+                        .iter()
+                        .filter(|(p, left)| *left < e.projects[*p].cost)
+                        .count();
+                }
+                assert!(lane.replayed > 0 && unaffordable > 0);
+            }
+        }
     }
 }
