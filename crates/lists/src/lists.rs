@@ -925,6 +925,7 @@ async fn compute(db: &Db, l: &ListRow) -> Result<Merged> {
             obfuscate: true,
         },
         subdomains: policy.subdomains,
+        ..MergeOptions::default()
     };
     let mut merger = Merger::new(opts);
     let mut ids: Vec<(i64, String)> = Vec::new();

@@ -1,0 +1,246 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Pushing: resume after an outage with each change applied once, the follower guard with a
+//! correct measure, review mode and rejection.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::*;
+use guildhall_db::{db_test, on_pool};
+use guildhall_lists::lists::{create_list, rebuild_list, ListSource, NewList, Policy};
+use guildhall_lists::push::{
+    approve_push, awaiting_push, plan_instance, push, push_steps, reject_push, run_push, subscribe,
+    Mode, PushStatus, StepState,
+};
+use guildhall_lists::sources::{create_source, upload_source, NewSource, SourceSpec};
+use guildhall_lists::ListsError;
+use guildhall_mastodon::models::MeasureQuery;
+use guildhall_mastodon::{Client, Secret};
+
+async fn upload_list(w: &World, rows: &[(&str, &str)]) -> (i64, i64) {
+    let s = create_source(
+        &w.db,
+        &w.svc.keyring,
+        w.coop,
+        &actor(w),
+        &NewSource {
+            name: "up".into(),
+            spec: SourceSpec::Upload { format: None },
+            refresh_every: Duration::from_secs(3600),
+        },
+    )
+    .await
+    .unwrap();
+    upload_source(
+        &w.db,
+        w.coop,
+        &actor(w),
+        s.id,
+        mastodon_csv(rows).as_bytes(),
+    )
+    .await
+    .unwrap();
+    let l = create_list(
+        &w.db,
+        w.coop,
+        &actor(w),
+        &NewList {
+            name: "L".into(),
+            description: String::new(),
+            public: true,
+            policy: Policy::default(),
+            sources: vec![ListSource::new(s.id)],
+        },
+    )
+    .await
+    .unwrap();
+    rebuild_list(&w.db, l.id).await.unwrap();
+    (s.id, l.id)
+}
+
+fn posts_ok(fake: &guildhall_fake_mastodon::FakeMastodon) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for w in fake.block_writes() {
+        if w.method == "POST" && w.status == 200 {
+            *m.entry(w.domain).or_default() += 1;
+        }
+    }
+    m
+}
+
+db_test!(
+    a_push_stopped_halfway_resumes_and_applies_each_change_once,
+    |db| async move {
+        let w = world(db).await;
+        let names: Vec<String> = (0..20).map(|i| format!("d{i:02}.example")).collect();
+        let rows: Vec<(&str, &str)> = names.iter().map(|d| (d.as_str(), "silence")).collect();
+        let (_, list) = upload_list(&w, &rows).await;
+        let f = fake(|b| b).await;
+        let inst = instance_org(&w, "inst.example", &f).await;
+        subscribe(&w.db, inst, &actor(&w), list, Mode::Automatic, 100, None)
+            .await
+            .unwrap();
+        let plan = plan_instance(&w.svc, inst).await.unwrap();
+        let push_id = plan.automatic.expect("an automatic push");
+        assert_eq!(
+            push_steps(&w.db, inst, push_id).await.unwrap().len(),
+            20,
+            "the plan is recorded before any write"
+        );
+        assert!(f.block_writes().is_empty());
+
+        // The instance goes down after 8 requests.
+        f.outage_after(8, 503);
+        let err = run_push(&w.svc, push_id).await.unwrap_err();
+        assert!(matches!(err, ListsError::Instance(_)), "{err:?}");
+        let p = push(&w.db, inst, push_id).await.unwrap();
+        assert_eq!(p.status, PushStatus::Pending);
+        assert_eq!(p.counts.done, 8);
+        assert!(p.error.as_deref().unwrap().contains("503"), "{:?}", p.error);
+        assert_eq!(f.blocked_domains().len(), 8);
+
+        // Simulate a crash right after the instance accepted step 3: the step is pending again.
+        on_pool!(&w.db, p => sqlx::query("UPDATE lists_push_steps SET state = 'pending' WHERE push_id = $1 AND domain = 'd03.example'")
+        .bind(push_id).execute(p).await.map(|r| r.rows_affected())).unwrap();
+
+        f.set_outage(None);
+        let p = run_push(&w.svc, push_id).await.unwrap();
+        assert_eq!(p.status, PushStatus::Done);
+        assert_eq!(p.counts.done, 20);
+        let mut blocked = f.blocked_domains();
+        blocked.sort();
+        assert_eq!(blocked, names);
+        // Every domain was created exactly once; the re-sent create found its own block (422) and
+        // adopted it.
+        let posts = posts_ok(&f);
+        assert_eq!(posts.len(), 20);
+        assert!(posts.values().all(|n| *n == 1), "{posts:?}");
+        assert!(f
+            .block_writes()
+            .iter()
+            .any(|x| x.domain == "d03.example" && x.status == 422));
+        // A further run does nothing.
+        let writes = f.block_writes().len();
+        run_push(&w.svc, push_id).await.unwrap();
+        assert_eq!(f.block_writes().len(), writes);
+        // And a new plan finds nothing to do.
+        let again = plan_instance(&w.svc, inst).await.unwrap();
+        assert_eq!((again.automatic, again.awaiting), (None, None));
+        let audit = w.db.audit_entries(Some(inst), None, 100).await.unwrap();
+        assert!(audit.iter().any(|a| a.action == "lists.push.done"));
+    }
+);
+
+db_test!(
+    suspending_a_followed_domain_waits_for_the_admin,
+    |db| async move {
+        let w = world(db).await;
+        let (_, list) = upload_list(
+            &w,
+            &[("followed.example", "suspend"), ("free.example", "suspend")],
+        )
+        .await;
+        // A follow made years ago and still in place.
+        let f = fake(|b| b.follow("followed.example", "2019-05-02")).await;
+        let inst = instance_org(&w, "inst.example", &f).await;
+        subscribe(&w.db, inst, &actor(&w), list, Mode::Automatic, 100, None)
+            .await
+            .unwrap();
+        let (_, errors) = drain(&w.svc, 50).await;
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(f.blocked_domains(), ["free.example"]);
+        let p = guildhall_lists::push::pushes(&w.db, inst, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|p| p.counts.held == 1)
+            .unwrap();
+        let steps = push_steps(&w.db, inst, p.id).await.unwrap();
+        let held = steps.iter().find(|s| s.state == StepState::Held).unwrap();
+        assert_eq!(held.domain, "followed.example");
+        assert!(
+            held.note.as_deref().unwrap().contains("1 follow"),
+            "{:?}",
+            held.note
+        );
+        // FediBlockHole's question (follows made recently) would have said nobody follows it.
+        let c = Client::new(f.url(), Some(Secret::new("tok")), client_config()).unwrap();
+        let recent = c
+            .measures(&MeasureQuery {
+                keys: vec!["instance_follows".into()],
+                start_at: "2026-01-01".into(),
+                end_at: "2026-12-31".into(),
+                domain: Some("followed.example".into()),
+            })
+            .await
+            .unwrap();
+        assert_eq!(recent[0].total_value(), Some(0));
+        // Re-planning does not propose the held step again.
+        let (_, errors) = drain(&w.svc, 50).await;
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(awaiting_push(&w.db, inst).await.unwrap().is_none());
+        // The admin decides to suspend anyway.
+        approve_push(&w.db, inst, &actor(&w), p.id, true)
+            .await
+            .unwrap();
+        let (_, errors) = drain(&w.svc, 50).await;
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut b = f.blocked_domains();
+        b.sort();
+        assert_eq!(b, ["followed.example", "free.example"]);
+    }
+);
+
+db_test!(
+    review_mode_waits_and_a_rejection_is_not_proposed_again,
+    |db| async move {
+        let w = world(db).await;
+        let (src, list) = upload_list(&w, &[("one.example", "silence")]).await;
+        let f = fake(|b| b).await;
+        let inst = instance_org(&w, "inst.example", &f).await;
+        subscribe(&w.db, inst, &actor(&w), list, Mode::Review, 0, None)
+            .await
+            .unwrap();
+        let (_, errors) = drain(&w.svc, 50).await;
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(
+            f.block_writes().is_empty(),
+            "review mode writes nothing by itself"
+        );
+        let a = awaiting_push(&w.db, inst).await.unwrap().unwrap();
+        reject_push(&w.db, inst, &actor(&w), a.id).await.unwrap();
+        assert!(approve_push(&w.db, inst, &actor(&w), a.id, false)
+            .await
+            .is_err());
+        plan_instance(&w.svc, inst).await.unwrap();
+        assert!(
+            awaiting_push(&w.db, inst).await.unwrap().is_none(),
+            "the rejected diff is not proposed again"
+        );
+        // A new domain is proposed on its own.
+        upload_source(
+            &w.db,
+            w.coop,
+            &actor(&w),
+            src,
+            mastodon_csv(&[("one.example", "silence"), ("two.example", "silence")]).as_bytes(),
+        )
+        .await
+        .unwrap();
+        let (_, errors) = drain(&w.svc, 50).await;
+        assert!(errors.is_empty(), "{errors:?}");
+        let a = awaiting_push(&w.db, inst).await.unwrap().unwrap();
+        let steps = push_steps(&w.db, inst, a.id).await.unwrap();
+        assert_eq!(
+            steps.iter().map(|s| s.domain.as_str()).collect::<Vec<_>>(),
+            ["two.example"]
+        );
+        approve_push(&w.db, inst, &actor(&w), a.id, false)
+            .await
+            .unwrap();
+        drain(&w.svc, 50).await;
+        assert_eq!(f.blocked_domains(), ["two.example"]);
+    }
+);
