@@ -1,0 +1,355 @@
+//! The queue: one list of cases across every instance a co-op moderates (or one instance's
+//! own cases), filtered, ordered by urgency, with counts per filter value.
+
+use std::time::Duration;
+
+use guildhall_core::{AccountId, Timestamp};
+use guildhall_db::{on_pool, Db};
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::model::{CaseState, Category, Outcome, SlaState, DUE_SOON};
+use crate::scope::Scope;
+use crate::sql::{bind_params, stored, Params};
+
+/// A rule of one instance (rule ids are per instance).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleRef {
+    /// The instance.
+    pub instance_id: i64,
+    /// The rule id on that instance.
+    pub rule_id: String,
+}
+
+/// Filters of [`queue`]. Every `None` means "any".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueFilter {
+    /// Cases in this state (default: [`CaseState::Open`]).
+    pub state: Option<CaseState>,
+    /// Cases of one instance.
+    pub instance: Option<i64>,
+    /// Cases whose most severe open report has this category.
+    pub category: Option<Category>,
+    /// Cases with a report citing this rule.
+    pub rule: Option<RuleRef>,
+    /// Cases with a reported status in this language (ISO 639-1, lower case).
+    pub language: Option<String>,
+    /// Cases whose first report is at least this old.
+    pub older_than: Option<Duration>,
+    /// Cases whose first report is at most this old.
+    pub newer_than: Option<Duration>,
+    /// Cases in this SLA state (relative to now).
+    pub sla: Option<SlaState>,
+    /// Only unclaimed cases (or with an expired claim).
+    pub unclaimed: bool,
+}
+
+/// Which page of the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Cases to skip.
+    pub offset: u32,
+    /// Cases to return (at most 200).
+    pub limit: u32,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        PageRequest {
+            offset: 0,
+            limit: 50,
+        }
+    }
+}
+
+/// A case as listed in the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaseSummary {
+    /// The case id.
+    pub id: i64,
+    /// The instance the case belongs to (its decision applies there).
+    pub instance_id: i64,
+    /// That instance's base URL.
+    pub instance_base_url: String,
+    /// The reported account's id on the instance.
+    pub target_account_id: String,
+    /// The reported account, canonical `user@domain`.
+    pub target_acct: String,
+    /// Whether the reported account is remote to the instance.
+    pub target_remote: bool,
+    /// The case's state.
+    pub state: CaseState,
+    /// How a closed case ended.
+    pub outcome: Option<Outcome>,
+    /// The category of its most severe open report.
+    pub category: Category,
+    /// That category's severity.
+    pub severity: i64,
+    /// The most frequent language of its reported statuses.
+    pub language: Option<String>,
+    /// When its first (open) report was filed.
+    pub opened_at: Timestamp,
+    /// When its latest report was filed.
+    pub last_report_at: Timestamp,
+    /// Its SLA deadline.
+    pub sla_due_at: Timestamp,
+    /// The deadline's state now.
+    pub sla_state: SlaState,
+    /// Reports in the case.
+    pub report_count: i64,
+    /// Reports not yet resolved.
+    pub open_report_count: i64,
+    /// Who holds the claim (if it has not expired).
+    pub claimed_by: Option<AccountId>,
+    /// Until when.
+    pub claim_expires_at: Option<Timestamp>,
+    /// When it was closed.
+    pub closed_at: Option<Timestamp>,
+}
+
+/// Counts of the cases in the scope and state, per filter value (other filters not applied).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QueueCounts {
+    /// All cases in the scope and state.
+    pub total: i64,
+    /// Cases matching every filter.
+    pub matching: i64,
+    /// Per instance.
+    pub by_instance: Vec<(i64, i64)>,
+    /// Per category.
+    pub by_category: Vec<(Category, i64)>,
+    /// Per language.
+    pub by_language: Vec<(String, i64)>,
+    /// Per SLA state.
+    pub by_sla: Vec<(SlaState, i64)>,
+    /// Per cited rule.
+    pub by_rule: Vec<(RuleRef, i64)>,
+}
+
+/// A page of the queue and its counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueResult {
+    /// The cases, most urgent first.
+    pub cases: Vec<CaseSummary>,
+    /// The counts.
+    pub counts: QueueCounts,
+}
+
+pub(crate) const SUMMARY_COLUMNS: &str = "c.id, c.instance_id, i.base_url, c.target_account_id, \
+     c.target_acct, c.target_remote, c.state, c.outcome, c.category, c.severity, c.language, \
+     c.opened_at, c.last_report_at, c.sla_due_at, c.report_count, c.open_report_count, \
+     c.claimed_by, c.claim_expires_at, c.closed_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SummaryRow {
+    id: i64,
+    instance_id: i64,
+    base_url: String,
+    target_account_id: String,
+    target_acct: String,
+    target_remote: bool,
+    state: String,
+    outcome: Option<String>,
+    category: String,
+    severity: i64,
+    language: Option<String>,
+    opened_at: i64,
+    last_report_at: i64,
+    sla_due_at: i64,
+    report_count: i64,
+    open_report_count: i64,
+    claimed_by: Option<i64>,
+    claim_expires_at: Option<i64>,
+    closed_at: Option<i64>,
+}
+
+pub(crate) fn summary_from_row(r: SummaryRow, now: Timestamp) -> Result<CaseSummary> {
+    let live_claim = r.claim_expires_at.is_some_and(|t| t >= now.0);
+    Ok(CaseSummary {
+        id: r.id,
+        instance_id: r.instance_id,
+        instance_base_url: r.base_url,
+        target_account_id: r.target_account_id,
+        target_acct: r.target_acct,
+        target_remote: r.target_remote,
+        state: stored("mod_cases.state", &r.state)?,
+        outcome: crate::ingest::outcome_of(r.outcome.as_deref())?,
+        category: stored("mod_cases.category", &r.category)?,
+        severity: r.severity,
+        language: r.language,
+        opened_at: Timestamp(r.opened_at),
+        last_report_at: Timestamp(r.last_report_at),
+        sla_due_at: Timestamp(r.sla_due_at),
+        sla_state: SlaState::of(Timestamp(r.sla_due_at), now),
+        report_count: r.report_count,
+        open_report_count: r.open_report_count,
+        claimed_by: if live_claim {
+            r.claimed_by.map(AccountId)
+        } else {
+            None
+        },
+        claim_expires_at: if live_claim {
+            r.claim_expires_at.map(Timestamp)
+        } else {
+            None
+        },
+        closed_at: r.closed_at.map(Timestamp),
+    })
+}
+
+/// Cases of one case id list, in the given order (for the review and escalation lists).
+pub(crate) async fn summaries(
+    db: &Db,
+    where_sql: &str,
+    params: &Params,
+) -> Result<Vec<CaseSummary>> {
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS} FROM mod_cases c JOIN instances i ON i.id = c.instance_id WHERE {where_sql}"
+    );
+    let now = Timestamp::now();
+    let rows: Vec<SummaryRow> =
+        on_pool!(db, p => bind_params!(sqlx::query_as(&sql), &params.0).fetch_all(p).await)?;
+    rows.into_iter().map(|r| summary_from_row(r, now)).collect()
+}
+
+/// One page of the queue in `scope`: cases in the filter's state (default open) matching every
+/// filter, ordered by SLA deadline (earliest first), then severity (highest first), then id;
+/// with [`QueueCounts`]. A co-op scope sees the cases of its linked instances only; an
+/// instance scope its own instance's.
+pub async fn queue(
+    db: &Db,
+    scope: &Scope,
+    filter: &QueueFilter,
+    page: PageRequest,
+) -> Result<QueueResult> {
+    let now = Timestamp::now();
+    let state = filter.state.unwrap_or(CaseState::Open);
+    // The base: scope and state (the counts' population).
+    let mut base = Params::default();
+    let scope_cond = scope.case_condition(&mut base);
+    let state_p = base.text(state.as_str());
+    let base_where = format!("{scope_cond} AND c.state = {state_p}");
+
+    // The filters.
+    let mut p = Params(base.0.clone());
+    let mut conds = vec![base_where.clone()];
+    if let Some(i) = filter.instance {
+        conds.push(format!("c.instance_id = {}", p.int(i)));
+    }
+    if let Some(c) = filter.category {
+        conds.push(format!("c.category = {}", p.text(c.as_str())));
+    }
+    if let Some(l) = &filter.language {
+        let tag = p.text(format!("lang:{}", l.trim().to_ascii_lowercase()));
+        conds.push(format!(
+            "EXISTS (SELECT 1 FROM mod_case_tags t WHERE t.case_id = c.id AND t.tag = {tag})"
+        ));
+    }
+    if let Some(r) = &filter.rule {
+        let tag = p.text(format!("rule:{}:{}", r.instance_id, r.rule_id));
+        conds.push(format!(
+            "EXISTS (SELECT 1 FROM mod_case_tags t WHERE t.case_id = c.id AND t.tag = {tag})"
+        ));
+    }
+    if let Some(d) = filter.older_than {
+        conds.push(format!("c.opened_at <= {}", p.int(now.minus(d).0)));
+    }
+    if let Some(d) = filter.newer_than {
+        conds.push(format!("c.opened_at >= {}", p.int(now.minus(d).0)));
+    }
+    let soon = now.plus(DUE_SOON).0;
+    match filter.sla {
+        Some(SlaState::Overdue) => conds.push(format!("c.sla_due_at < {}", p.int(now.0))),
+        Some(SlaState::DueSoon) => {
+            let a = p.int(now.0);
+            let b = p.int(soon);
+            conds.push(format!("c.sla_due_at >= {a} AND c.sla_due_at < {b}"));
+        }
+        Some(SlaState::Ok) => conds.push(format!("c.sla_due_at >= {}", p.int(soon))),
+        None => {}
+    }
+    if filter.unclaimed {
+        conds.push(format!(
+            "(c.claimed_by IS NULL OR c.claim_expires_at < {})",
+            p.int(now.0)
+        ));
+    }
+    let where_sql = conds.join(" AND ");
+    let limit = p.int(i64::from(page.limit.clamp(1, 200)));
+    let offset = p.int(i64::from(page.offset));
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS} FROM mod_cases c JOIN instances i ON i.id = c.instance_id \
+         WHERE {where_sql} ORDER BY c.sla_due_at, c.severity DESC, c.id LIMIT {limit} OFFSET {offset}"
+    );
+    let rows: Vec<SummaryRow> =
+        on_pool!(db, q => bind_params!(sqlx::query_as(&sql), &p.0).fetch_all(q).await)?;
+    let cases = rows
+        .into_iter()
+        .map(|r| summary_from_row(r, now))
+        .collect::<Result<Vec<_>>>()?;
+
+    // Counts.
+    let mut counts = QueueCounts::default();
+    let count_sql = format!("SELECT COUNT(*) FROM mod_cases c WHERE {where_sql}");
+    let fp = &p.0[..p.0.len() - 2];
+    counts.matching =
+        on_pool!(db, q => bind_params!(sqlx::query_scalar(&count_sql), fp).fetch_one(q).await)?;
+    let group = |col: &str| {
+        format!("SELECT {col}, COUNT(*) FROM mod_cases c WHERE {base_where} GROUP BY {col} ORDER BY {col}")
+    };
+    let g_instance = group("c.instance_id");
+    let by_instance: Vec<(i64, i64)> =
+        on_pool!(db, q => bind_params!(sqlx::query_as(&g_instance), &base.0).fetch_all(q).await)?;
+    counts.total = by_instance.iter().map(|x| x.1).sum();
+    counts.by_instance = by_instance;
+    let g_category = group("c.category");
+    let by_cat: Vec<(String, i64)> =
+        on_pool!(db, q => bind_params!(sqlx::query_as(&g_category), &base.0).fetch_all(q).await)?;
+    counts.by_category = by_cat
+        .into_iter()
+        .map(|(c, n)| Ok((stored("mod_cases.category", &c)?, n)))
+        .collect::<Result<Vec<_>>>()?;
+    let sla_sql = {
+        let mut sp = Params(base.0.clone());
+        let a = sp.int(now.0);
+        let b = sp.int(soon);
+        let sql = format!(
+            "SELECT CASE WHEN c.sla_due_at < {a} THEN 'overdue' WHEN c.sla_due_at < {b} THEN 'due_soon' ELSE 'ok' END AS s, \
+             COUNT(*) FROM mod_cases c WHERE {base_where} GROUP BY s"
+        );
+        (sql, sp)
+    };
+    let by_sla: Vec<(String, i64)> = on_pool!(db, q => bind_params!(sqlx::query_as(&sla_sql.0), &sla_sql.1 .0).fetch_all(q).await)?;
+    for s in SlaState::ALL {
+        let n = by_sla
+            .iter()
+            .find(|(x, _)| x == s.as_str())
+            .map(|x| x.1)
+            .unwrap_or(0);
+        counts.by_sla.push((*s, n));
+    }
+    let tag_sql = format!(
+        "SELECT t.tag, COUNT(*) FROM mod_case_tags t JOIN mod_cases c ON c.id = t.case_id \
+         WHERE {base_where} GROUP BY t.tag ORDER BY t.tag"
+    );
+    let tags: Vec<(String, i64)> =
+        on_pool!(db, q => bind_params!(sqlx::query_as(&tag_sql), &base.0).fetch_all(q).await)?;
+    for (tag, n) in tags {
+        if let Some(l) = tag.strip_prefix("lang:") {
+            counts.by_language.push((l.to_owned(), n));
+        } else if let Some(r) = tag.strip_prefix("rule:") {
+            if let Some((i, id)) = r.split_once(':') {
+                if let Ok(instance_id) = i.parse() {
+                    counts.by_rule.push((
+                        RuleRef {
+                            instance_id,
+                            rule_id: id.to_owned(),
+                        },
+                        n,
+                    ));
+                }
+            }
+        }
+    }
+    Ok(QueueResult { cases, counts })
+}
