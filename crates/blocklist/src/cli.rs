@@ -564,6 +564,7 @@ fn merge_cmd(a: &MergeArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow:
         threshold_type,
         import,
         subdomains: a.subdomains,
+        no_audit: auditfile.is_none() && a.audit.is_none(),
     };
     let mut merger = Merger::new(opts);
     load_in_order(&specs, |spec, list| {
@@ -621,7 +622,7 @@ fn merge_cmd(a: &MergeArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow:
         err,
         "merged {} lists: {} domains seen, {} blocks out; {} obfuscated rows skipped, {} matched by digest",
         result.sources.len(),
-        result.audit.len(),
+        result.domains_seen,
         result.entries.len(),
         result.obfuscated_skipped,
         result.digests_resolved

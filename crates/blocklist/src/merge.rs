@@ -176,6 +176,9 @@ pub struct MergeOptions {
     /// covered by an included parent block at least as strict is left out (Mastodon's
     /// `rule_for` would refuse it).
     pub subdomains: bool,
+    /// Leave [`MergeResult::audit`] empty (less work when no audit is written);
+    /// [`MergeResult::domains_seen`] still counts the domains.
+    pub no_audit: bool,
 }
 
 /// What happened to a domain in the merge.
@@ -254,8 +257,10 @@ impl AuditRecord {
 pub struct MergeResult {
     /// The merged blocks, sorted by domain.
     pub entries: Vec<BlockEntry>,
-    /// One record per domain seen, sorted by domain.
+    /// One record per domain seen, sorted by domain (empty with [`MergeOptions::no_audit`]).
     pub audit: Vec<AuditRecord>,
+    /// The number of distinct domains seen.
+    pub domains_seen: usize,
     /// The sources, in order.
     pub sources: Vec<SourceOptions>,
     /// Obfuscated rows skipped (no digest, or no known domain with that digest).
@@ -708,7 +713,8 @@ pub struct Merger {
     doms: Vec<(usize, usize)>,
     /// Each domain's hash, by domain index (for growing the table without rehashing text).
     hashes: Vec<u64>,
-    /// Every vote in fold order: `(domain index, (source index << 2) | severity)`.
+    /// The votes in fold order: `(domain index, (source index << 2) | severity)` (only of the
+    /// lists for which [`Merger::records_votes`]).
     marks: Vec<(u32, u32)>,
     comments: Interner,
     pending: Vec<(usize, BlockEntry, String)>,
@@ -882,12 +888,20 @@ impl Merger {
         self.fold(si, FxBuildHasher.hash_one(e.domain.as_str()), &e.domain, p)
     }
 
-    fn reserve(&mut self, rows: usize) {
+    /// Whether a list's votes are to be recorded: when an audit or subdomain coverage needs
+    /// them, or for a list with digests (to tell whether it also names a domain in clear).
+    fn records_votes(&self, has_digests: bool) -> bool {
+        !self.opts.no_audit || self.opts.subdomains || has_digests
+    }
+
+    fn reserve(&mut self, rows: usize, record: bool) {
         // Room for a quarter of this list's rows as new domains.
         let grow = rows / 4;
         self.doms.reserve(grow);
         self.hashes.reserve(grow);
-        self.marks.reserve(rows);
+        if record {
+            self.marks.reserve(rows);
+        }
         self.index.reserve(grow, &self.hashes);
     }
 
@@ -912,11 +926,14 @@ impl Merger {
     pub fn add_owned(&mut self, src: SourceOptions, list: Blocklist) {
         let si = self.sources.len();
         self.sources.push(src);
-        self.reserve(list.entries.len());
+        let record = self.records_votes(list.obfuscated.iter().any(|o| o.digest.is_some()));
+        self.reserve(list.entries.len(), record);
         for mut e in list.entries {
             self.prepare(si, &mut e);
             let m = self.fold_entry(si, &e);
-            self.marks.push(m);
+            if record {
+                self.marks.push(m);
+            }
         }
         self.add_obfuscated(si, list.obfuscated);
     }
@@ -927,7 +944,8 @@ impl Merger {
         let import = src.import.unwrap_or(self.opts.import);
         let cap = src.max_severity;
         self.sources.push(src);
-        self.reserve(list.rows.len());
+        let record = self.records_votes(list.obfuscated.iter().any(|o| o.digest.is_some()));
+        self.reserve(list.rows.len(), record);
         // The list's comment ids in the merge's interner.
         let ids: Vec<u32> = (0..list.comments.len())
             .map(|c| self.comments.intern(list.comment(c as u32)))
@@ -959,7 +977,9 @@ impl Merger {
                     },
                 };
                 let m = self.fold(si, r.hash, list.str(r.dom), p);
-                self.marks.push(m);
+                if record {
+                    self.marks.push(m);
+                }
             }
         }
         self.add_obfuscated(si, list.obfuscated);
@@ -980,7 +1000,13 @@ impl Merger {
     /// Finishes the merge: resolves digests, applies the threshold, the allowlist (exact
     /// domains, already normalised) and, with subdomain coverage, parent blocks.
     pub fn finish(mut self, allow: &FxHashSet<String>) -> MergeResult {
-        let mut votes = Votes::group(&self.marks, self.doms.len());
+        // Each domain's votes, if anything below reads them.
+        let need_votes = !self.opts.no_audit || self.opts.subdomains || !self.pending.is_empty();
+        let mut votes = if need_votes {
+            Votes::group(&self.marks, self.doms.len())
+        } else {
+            Votes::group(&[], 0)
+        };
         let mut digests_resolved = 0;
         if !self.pending.is_empty() {
             // (domain, source) of the votes added here.
@@ -1082,9 +1108,10 @@ impl Merger {
                 }
             }
         }
-        // Sorted by domain: by the first 8 bytes as a number (zero-padded, so in byte order),
-        // then by the whole text where those are equal.
+        // Sorted by domain (without an audit, only the included ones): by the first 8 bytes as
+        // a number (zero-padded, so in byte order), then by the whole text where those are equal.
         let mut order: Vec<(u64, usize)> = (0..accs.len())
+            .filter(|&i| !opts.no_audit || outcome[i] == Outcome::Included)
             .map(|i| {
                 let mut head = [0u8; 8];
                 let d = self.dom(i).as_bytes();
@@ -1095,8 +1122,14 @@ impl Merger {
             .collect();
         order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| self.dom(a.1).cmp(self.dom(b.1))));
         let mut entries = Vec::new();
-        let mut audit = Vec::with_capacity(order.len());
+        let mut audit = Vec::with_capacity(if opts.no_audit { 0 } else { order.len() });
         for (_, i) in order {
+            if outcome[i] == Outcome::Included {
+                entries.push(self.entry(&accs[i], i, eff[i]));
+            }
+            if opts.no_audit {
+                continue;
+            }
             let v = votes.of(i);
             let count = v.len() as u32;
             audit.push(AuditRecord {
@@ -1112,13 +1145,11 @@ impl Merger {
                 severity: eff[i],
                 outcome: outcome[i].clone(),
             });
-            if outcome[i] == Outcome::Included {
-                entries.push(self.entry(&accs[i], i, eff[i]));
-            }
         }
         MergeResult {
             entries,
             audit,
+            domains_seen: accs.len(),
             sources: self.sources,
             obfuscated_skipped: self.obfuscated_skipped,
             digests_resolved,
@@ -1367,6 +1398,55 @@ mod tests {
         assert_eq!(s.count, 3);
         assert_eq!(s.source_list(), vec![(1, Noop), (2, Silence), (0, Silence)]);
         assert_eq!(s.severity, Silence);
+    }
+
+    #[test]
+    fn without_audit_the_entries_are_the_same() {
+        use crate::types::{Location, ObfuscatedEntry};
+        use Severity::*;
+        let mut a = list(&[
+            ("x.com", Suspend, true),
+            ("y.com", Silence, false),
+            ("a.x.com", Silence, false),
+        ]);
+        a.obfuscated = vec![ObfuscatedEntry {
+            entry: BlockEntry::new("z***.com", Silence),
+            digest: Some(digest("z.com")),
+            location: Location::Item(0),
+        }];
+        let b = list(&[("x.com", Silence, false), ("z.com", Noop, false)]);
+        let c = list(&[("z.com", Suspend, true), ("y.com", Suspend, true)]);
+        let src = |n: &str| SourceOptions::new(n);
+        let lists = [(src("a"), &a), (src("b"), &b), (src("c"), &c)];
+        for plan in [MergePlan::Max, MergePlan::Min] {
+            for subdomains in [false, true] {
+                for threshold in [0.0, 2.0, 3.0] {
+                    let o = MergeOptions {
+                        plan,
+                        threshold,
+                        subdomains,
+                        import: ImportFields::all(),
+                        ..MergeOptions::default()
+                    };
+                    let allow = FxHashSet::default();
+                    let full = merge(&lists, o, &allow);
+                    let lean = merge(
+                        &lists,
+                        MergeOptions {
+                            no_audit: true,
+                            ..o
+                        },
+                        &allow,
+                    );
+                    assert_eq!(full.entries, lean.entries, "{o:?}");
+                    assert!(lean.audit.is_empty());
+                    assert_eq!(full.audit.len(), 4);
+                    assert_eq!(lean.domains_seen, full.audit.len());
+                    assert_eq!(lean.digests_resolved, full.digests_resolved);
+                    assert_eq!(full.digests_resolved, 1);
+                }
+            }
+        }
     }
 
     #[test]

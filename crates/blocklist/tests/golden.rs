@@ -68,6 +68,7 @@ fn step(
         },
         import: oliphant_import(),
         subdomains: false,
+        no_audit: false,
     };
     let mut m = Merger::new(opts);
     for l in inputs {
