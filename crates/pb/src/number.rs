@@ -2,7 +2,7 @@
 
 use num_bigint::BigInt;
 use num_rational::BigRational;
-use num_traits::{One, Signed, ToPrimitive, Zero};
+use num_traits::{One, Signed, Zero};
 
 /// An exact rational number (all money, endowments and prices).
 pub type Q = BigRational;
@@ -118,17 +118,31 @@ pub fn q_f64(q: &Q) -> f64 {
     ratio_f64(q.numer(), q.denom())
 }
 
-/// `n / d` as `f64`, accurate to a few ulps even when `n` and `d` exceed the `f64` range.
+/// `n / d` as `f64`, accurate to a few ulps even when `n` and `d` exceed the `f64` range
+/// (no allocation: only the top 128 bits of each are read).
 pub fn ratio_f64(n: &BigInt, d: &BigInt) -> f64 {
-    let nb = n.bits() as i64;
-    let db = d.bits() as i64;
-    let shift_n = (nb - 100).max(0);
-    let shift_d = (db - 100).max(0);
-    let nn = (n >> shift_n).to_f64().unwrap_or(f64::NAN);
-    let dd = (d >> shift_d).to_f64().unwrap_or(f64::NAN);
-    let e = shift_n - shift_d;
-    let r = nn / dd;
-    r * 2f64.powi(e.clamp(-2000, 2000) as i32)
+    let (mn, en) = top_f64(n.magnitude());
+    let (md, ed) = top_f64(d.magnitude());
+    let r = mn / md * 2f64.powi((en - ed).clamp(-2000, 2000) as i32);
+    if n.is_negative() != d.is_negative() {
+        -r
+    } else {
+        r
+    }
+}
+
+/// `x ≈ m · 2^e`: `m` from the two most significant 64-bit digits.
+fn top_f64(x: &num_bigint::BigUint) -> (f64, i64) {
+    let mut it = x.iter_u64_digits();
+    let len = it.len();
+    let hi = it.next_back().unwrap_or(0) as f64;
+    match it.next_back() {
+        None => (hi, 0),
+        Some(lo) => (
+            hi * 18_446_744_073_709_551_616.0 + lo as f64,
+            64 * (len as i64 - 2),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -155,6 +169,16 @@ mod tests {
         assert_eq!(fmt_q(&Q::new(1.into(), 3.into())), "1/3");
         assert_eq!(fmt_q(&Q::new((-1).into(), 4.into())), "-0.25");
         assert!((q_f64(&Q::new(1.into(), 3.into())) - 1.0 / 3.0).abs() < 1e-15);
+        assert!((q_f64(&Q::new((-7).into(), 2.into())) + 3.5).abs() < 1e-15);
+        // beyond the f64 range, numerator and denominator alike
+        let big = num_traits::pow(BigInt::from(10u32), 400);
+        let q = Q::new(&big * BigInt::from(2u32), &big * BigInt::from(3u32));
+        assert!((q_f64(&q) - 2.0 / 3.0).abs() < 1e-15);
+        let q = Q::new(
+            &big + BigInt::from(1u32),
+            BigInt::from(7u32) * num_traits::pow(BigInt::from(10u32), 399),
+        );
+        assert!((q_f64(&q) - 10.0 / 7.0).abs() < 1e-14);
         assert_eq!(fmt_money(&Q::new(1.into(), 3.into())), "≈0.33");
         assert_eq!(fmt_money(&Q::new(5.into(), 4.into())), "1.25");
     }

@@ -726,11 +726,24 @@ impl<'a> MesInput<'a> {
         let first_new = st.classes.len() as u32;
         for en in st.entries[win].iter().filter(|e| e.w > 0) {
             let c = en.class as usize;
-            let v = class_value(&st.classes, &st.factors, c);
-            let ts = &num * BigInt::from(en.s);
-            let nv = if v < ts { BigInt::zero() } else { &v - &ts };
-            if detail {
-                payments.push((en.w, Q::new(&v - &nv, dq.clone())));
+            let mut nv = class_value(&st.classes, &st.factors, c);
+            let ts_s;
+            let ts = if en.s == 1 {
+                &num
+            } else {
+                ts_s = &num * BigInt::from(en.s);
+                &ts_s
+            };
+            // pays t·s, or everything when that is less
+            let paid = if nv < *ts {
+                let all = std::mem::take(&mut nv);
+                detail.then_some(all)
+            } else {
+                nv -= ts;
+                detail.then(|| ts.clone())
+            };
+            if let Some(paid) = paid {
+                payments.push((en.w, Q::new(paid, dq.clone())));
             }
             let bf = ratio_f64(&nv, &st.d);
             if en.w == st.classes[c].w {
