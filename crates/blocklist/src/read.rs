@@ -594,15 +594,38 @@ fn csv_finish(b: &mut Builder, st: &CsvState) {
     }
 }
 
-/// Bytes that end an unquoted field or need a closer look in [`fast_csv`].
-const SPECIAL: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b',' as usize] = true;
-    t[b'"' as usize] = true;
-    t[b'\r' as usize] = true;
-    t[b'\n' as usize] = true;
-    t
-};
+/// `b` in every byte of a word.
+const fn splat(b: u8) -> u64 {
+    0x0101_0101_0101_0101 * b as u64
+}
+
+/// The index in `bytes[i..]` of the first byte equal to one of `stops`, plus `i` (or
+/// `bytes.len()`), eight bytes at a time: a byte equal to `c` is a zero byte of `w ^ splat(c)`,
+/// and the lowest byte flagged by `(x - 0x01…) & !x & 0x80…` is always a true zero byte (a false
+/// flag needs a borrow from a zero byte below it). Short fields then end within the first word,
+/// so the loop exit is predictable.
+fn find_any<const N: usize>(bytes: &[u8], mut i: usize, stops: [u8; N]) -> usize {
+    const LO: u64 = splat(0x01);
+    const HI: u64 = splat(0x80);
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let mut m = 0u64;
+        for c in stops {
+            let x = w ^ splat(c);
+            m |= x.wrapping_sub(LO) & !x & HI;
+        }
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < bytes.len() && !stops.contains(&bytes[i]) {
+        i += 1;
+    }
+    i
+}
 
 /// The common case of CSV in one pass over one buffer: valid UTF-8, `\n` or `\r\n` line ends,
 /// fields either unquoted without `"` or wholly quoted without `"`, `\r` or `\n` inside.
@@ -627,10 +650,7 @@ fn fast_csv(bytes: &[u8], b: &mut Builder) -> bool {
             let (fs, fe);
             if i < n && bytes[i] == b'"' {
                 let start = i + 1;
-                let mut j = start;
-                while j < n && !matches!(bytes[j], b'"' | b'\r' | b'\n') {
-                    j += 1;
-                }
+                let j = find_any(bytes, start, [b'"', b'\r', b'\n']);
                 if j >= n || bytes[j] != b'"' {
                     return false;
                 }
@@ -641,9 +661,7 @@ fn fast_csv(bytes: &[u8], b: &mut Builder) -> bool {
                 }
             } else {
                 let start = i;
-                while i < n && !SPECIAL[bytes[i] as usize] {
-                    i += 1;
-                }
+                i = find_any(bytes, i, [b',', b'"', b'\r', b'\n']);
                 if i < n && bytes[i] == b'"' {
                     return false;
                 }
@@ -894,5 +912,49 @@ fn read_rapidblock_json(bytes: &[u8], b: &mut Builder) {
             ..RawRow::default()
         };
         b.push(loc, row);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_any_finds_the_first_stop() {
+        let alphabet = b"a,\"\r\n\x01\x81\xff\x2b\x2d\x21";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..20_000 {
+            let len = rnd(40) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    if rnd(3) == 0 {
+                        alphabet[rnd(alphabet.len() as u64) as usize]
+                    } else {
+                        rnd(256) as u8
+                    }
+                })
+                .collect();
+            let from = rnd(len as u64 + 1) as usize;
+            let naive = |stops: &[u8]| {
+                (from..len)
+                    .find(|&k| stops.contains(&bytes[k]))
+                    .unwrap_or(len)
+            };
+            assert_eq!(
+                find_any(&bytes, from, [b',', b'"', b'\r', b'\n']),
+                naive(b",\"\r\n"),
+                "{bytes:?} from {from}"
+            );
+            assert_eq!(
+                find_any(&bytes, from, [b'"', b'\r', b'\n']),
+                naive(b"\"\r\n")
+            );
+        }
     }
 }
