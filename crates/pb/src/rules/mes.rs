@@ -18,7 +18,7 @@ use crate::model::Election;
 use crate::number::{fmt_money, fmt_q, q_f64, ratio_f64, Q};
 use crate::profile::Profile;
 use num_bigint::BigInt;
-use num_traits::{One, Signed, Zero};
+use num_traits::{One, Signed, ToPrimitive, Zero};
 use std::cmp::Ordering;
 
 /// Static data of an MES computation. Money is scaled by `scale` so that every cost and the
@@ -194,11 +194,9 @@ struct State {
     /// per class (see `Class::cent_at`): `(project, score, index in entries[project])`, sorted,
     /// without the projects selected when the class was made
     cent: Vec<(u32, u32, u32)>,
-    /// selected so far (their supporter lists are no longer kept up to date)
-    is_sel: Vec<bool>,
-    /// found unaffordable so far, when such projects are left out of the new lists (not in
-    /// detailed runs, which report what their supporters have left)
-    is_gone: Vec<bool>,
+    /// left out of new classes' supporter lists: selected so far, or found unaffordable so far
+    /// (not in detailed runs, which report what the supporters of these have left)
+    left_out: Vec<bool>,
     /// `is_gone` as a bit set
     gone_bits: Vec<u64>,
     sc: Scratch,
@@ -394,9 +392,9 @@ impl<'a> MesInput<'a> {
             cent_at: 0,
             cent_len: self.init_centries.len() as u32,
         });
-        let mut is_sel = vec![false; m];
+        let mut left_out = vec![false; m];
         for &p in &self.free {
-            is_sel[p] = true;
+            left_out[p] = true;
         }
         let mut st = State {
             d: e0s.denom().clone(),
@@ -405,8 +403,7 @@ impl<'a> MesInput<'a> {
             class_of: bufs.class_of,
             entries: bufs.entries,
             cent: bufs.cent,
-            is_sel,
-            is_gone: vec![false; m],
+            left_out,
             gone_bits: vec![0; m.div_ceil(64)],
             sc: bufs.sc,
         };
@@ -457,7 +454,7 @@ impl<'a> MesInput<'a> {
                 active.retain(|p| !gone.contains(p));
                 if !detail {
                     for &p in &gone {
-                        st.is_gone[p] = true;
+                        st.left_out[p] = true;
                         st.gone_bits[p / 64] |= 1 << (p % 64);
                     }
                 }
@@ -472,7 +469,7 @@ impl<'a> MesInput<'a> {
             };
             active.retain(|&p| p != win);
             selected.push(win);
-            st.is_sel[win] = true;
+            st.left_out[win] = true;
             let r = rounds.len();
             let replay = synced_upto == r
                 && lane.rounds.get(r).is_some_and(|l| l.win == win)
@@ -697,11 +694,15 @@ impl<'a> MesInput<'a> {
         split_mode: Split,
     ) -> Round {
         let win = price.p;
-        let denb = big(price.den);
         let num0 = self.num_of(&price, &st.d);
-        let g = num_integer::Integer::gcd(&num0, &denb);
-        let num = &num0 / &g;
-        let den = denb / &g;
+        // gcd(num0, den) = gcd(den, num0 mod den), all in u128
+        let rem = (num0.magnitude() % price.den.max(1)).to_u128().unwrap_or(0);
+        let g = num_integer::Integer::gcd(&price.den, &rem);
+        let (num, den) = if g > 1 {
+            (num0 / big(g), big(price.den / g))
+        } else {
+            (num0, big(price.den))
+        };
         if !den.is_one() {
             st.d *= &den;
             for f in st.factors.iter_mut() {
@@ -819,15 +820,27 @@ impl<'a> MesInput<'a> {
         slot: &[u32],
         gathered: &mut [Gathered],
     ) {
+        let Some(scores) = &self.item_scores else {
+            // every score is 1: at most one entry per project
+            for &b in order {
+                let w = self.weights[b as usize];
+                let r = self.items_at[b as usize] as usize..self.items_at[b as usize + 1] as usize;
+                for &q in &items[r] {
+                    let q: u32 = q.into();
+                    // u32::MAX (left out): past the end
+                    if let Some(g) = gathered.get_mut(slot[q as usize] as usize) {
+                        g.w += w;
+                    }
+                }
+            }
+            return;
+        };
         for &b in order {
             let w = self.weights[b as usize];
             let r = self.items_at[b as usize] as usize..self.items_at[b as usize + 1] as usize;
             for (k, &q) in items[r.clone()].iter().enumerate() {
                 let q: u32 = q.into();
-                let sq = match &self.item_scores {
-                    None => 1,
-                    Some(sc) => sc[r.start + k],
-                };
+                let sq = scores[r.start + k];
                 // u32::MAX (left out): past the end
                 let mut i = slot[q as usize] as usize;
                 while i < gathered.len() && gathered[i].q == q {
@@ -851,8 +864,7 @@ impl<'a> MesInput<'a> {
             class_of,
             entries,
             cent,
-            is_sel,
-            is_gone,
+            left_out,
             sc,
             ..
         } = st;
@@ -910,7 +922,7 @@ impl<'a> MesInput<'a> {
             // the old class's entries (sorted by project and score), minus selected projects
             sc.gathered.clear();
             for &(q, s, idx) in &cent[ca..ca + cl] {
-                if is_sel[q as usize] || is_gone[q as usize] {
+                if left_out[q as usize] {
                     continue;
                 }
                 if sc.slot[q as usize] == u32::MAX {
