@@ -201,3 +201,83 @@ pub(crate) async fn assign_job_handler(services: Services, job: Job) -> Result<(
     }
     Ok(())
 }
+
+/// Marks failed the pending decisions whose apply job died without recording it (its lease ran
+/// out on the last attempt: the worker was lost), with the job's last error. Run by each sync
+/// job. Returns how many.
+pub async fn reconcile_dead_deliveries(db: &Db) -> Result<u64> {
+    let rows: Vec<(i64, i64, Option<i64>, Option<String>)> = on_pool!(db, p => sqlx::query_as(
+        "SELECT d.id, d.case_id, c.coop_org_id, j.last_error FROM mod_decisions d \
+         JOIN mod_cases c ON c.id = d.case_id \
+         JOIN jobs j ON j.kind = 'moderation.apply' AND j.state = 'dead' \
+         AND j.dedup_key = 'mod-apply:' || CAST(d.id AS TEXT) \
+         WHERE d.state = 'pending'")
+        .fetch_all(p).await)?;
+    let n = rows.len() as u64;
+    for (decision_id, case_id, coop, err) in rows {
+        let step: Option<(i64,)> = on_pool!(db, p => sqlx::query_as(
+            "SELECT id FROM mod_delivery_steps WHERE decision_id = $1 AND state <> 'delivered' ORDER BY position LIMIT 1")
+            .bind(decision_id).fetch_optional(p).await)?;
+        let msg = err.unwrap_or_else(|| "the delivery job failed".to_owned());
+        if let Some((sid,)) = step {
+            fail_decision(db, decision_id, sid, &msg, coop, case_id).await?;
+        }
+    }
+    Ok(n)
+}
+
+/// Tries a failed decision again (for example after the instance's admin fixed the service
+/// account's permissions): its failed steps become pending and a new apply job is queued, in
+/// one transaction. Co-op moderators, or the instance's owners and admins, may do it. Audited
+/// (`moderation.retry`).
+pub async fn retry_decision(db: &Db, scope: &crate::Scope, decision_id: i64) -> Result<()> {
+    let row: Option<(i64, i64, Option<i64>, String)> = on_pool!(db, p => sqlx::query_as(
+        "SELECT d.case_id, d.instance_id, c.coop_org_id, d.state FROM mod_decisions d \
+         JOIN mod_cases c ON c.id = d.case_id WHERE d.id = $1")
+        .bind(decision_id).fetch_optional(p).await)?;
+    let Some((case_id, instance_id, coop, state)) = row else {
+        return Err(ModError::NotFound("decision"));
+    };
+    if !scope.sees(instance_id, coop) {
+        return Err(ModError::NotFound("decision"));
+    }
+    if let crate::ScopeKind::Instance { admin: false, .. } = scope.kind {
+        return Err(ModError::Forbidden(
+            "only the instance's owners and admins, or the co-op, retry deliveries".into(),
+        ));
+    }
+    if state != "failed" {
+        return Err(ModError::invalid(
+            "decision",
+            "only a failed decision can be retried",
+        ));
+    }
+    let now = Timestamp::now();
+    let mut tx = db.begin().await?;
+    on_tx!(&mut tx, c => sqlx::query(
+        "UPDATE mod_delivery_steps SET state = 'pending', updated_at = $1 WHERE decision_id = $2 AND state = 'failed'")
+        .bind(now.0).bind(decision_id).execute(c).await.map(|r| r.rows_affected()))?;
+    on_tx!(&mut tx, c => sqlx::query(
+        "UPDATE mod_decisions SET state = 'pending', failure = NULL WHERE id = $1 AND state = 'failed'")
+        .bind(decision_id).execute(c).await.map(|r| r.rows_affected()))?;
+    Db::enqueue_in(
+        &mut tx,
+        &guildhall_db::jobs::NewJob::new(
+            crate::APPLY_JOB_KIND,
+            serde_json::json!({ "decision_id": decision_id }),
+        )
+        .dedup(format!("mod-apply:{decision_id}"))
+        .max_attempts(20),
+    )
+    .await?;
+    crate::claims::audit(
+        &mut tx,
+        scope,
+        "moderation.retry",
+        serde_json::json!({
+        "decision_id": decision_id, "case_id": case_id, "instance_id": instance_id }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

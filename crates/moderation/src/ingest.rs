@@ -399,6 +399,8 @@ pub(crate) async fn refresh_case(
     }
     let instance_id = rows[0].4;
     let mut tags: BTreeSet<String> = BTreeSet::new();
+    tags.insert("all".to_owned());
+    tags.insert(format!("cat:{}", best.as_str()));
     for r in &rows {
         let ids: Vec<String> = serde_json::from_str(&r.3).unwrap_or_default();
         for id in ids {

@@ -56,6 +56,7 @@ pub use claims::{claim, expire_claims, release, Claim, ASSIGN_JOB_KIND};
 pub use decisions::{
     approve, decide, escalate, reject, DecisionOutcome, NewDecision, APPLY_JOB_KIND,
 };
+pub use effect::{reconcile_dead_deliveries, retry_decision};
 pub use error::{ModError, Result};
 pub use ingest::{ingest_errors, IngestError};
 pub use links::{link_instance, links, rules, unlink_instance, Link, SYNC_JOB_KIND};

@@ -51,13 +51,18 @@ pub struct PageRequest {
     pub offset: u32,
     /// Cases to return (at most 200).
     pub limit: u32,
+    /// Whether to compute [`QueueCounts`] (they scan every case in the scope and state; leave
+    /// them out when only paging, e.g. for "load more").
+    pub with_counts: bool,
 }
 
 impl Default for PageRequest {
+    /// The first 50 cases, with counts.
     fn default() -> Self {
         PageRequest {
             offset: 0,
             limit: 50,
+            with_counts: true,
         }
     }
 }
@@ -288,55 +293,43 @@ pub async fn queue(
         .map(|r| summary_from_row(r, now))
         .collect::<Result<Vec<_>>>()?;
 
-    // Counts.
+    // Counts, from the trigger-kept tag counts (no scan of the cases), except the SLA states
+    // (time-dependent: two index range counts) and `matching` with several filters.
     let mut counts = QueueCounts::default();
-    let count_sql = format!("SELECT COUNT(*) FROM mod_cases c WHERE {where_sql}");
-    let fp = &p.0[..p.0.len() - 2];
-    counts.matching =
-        on_pool!(db, q => bind_params!(sqlx::query_scalar(&count_sql), fp).fetch_one(q).await)?;
-    let group = |col: &str| {
-        format!("SELECT {col}, COUNT(*) FROM mod_cases c WHERE {base_where} GROUP BY {col} ORDER BY {col}")
-    };
-    let g_instance = group("c.instance_id");
-    let by_instance: Vec<(i64, i64)> =
-        on_pool!(db, q => bind_params!(sqlx::query_as(&g_instance), &base.0).fetch_all(q).await)?;
-    counts.total = by_instance.iter().map(|x| x.1).sum();
-    counts.by_instance = by_instance;
-    let g_category = group("c.category");
-    let by_cat: Vec<(String, i64)> =
-        on_pool!(db, q => bind_params!(sqlx::query_as(&g_category), &base.0).fetch_all(q).await)?;
-    counts.by_category = by_cat
-        .into_iter()
-        .map(|(c, n)| Ok((stored("mod_cases.category", &c)?, n)))
-        .collect::<Result<Vec<_>>>()?;
-    let sla_sql = {
-        let mut sp = Params(base.0.clone());
-        let a = sp.int(now.0);
-        let b = sp.int(soon);
-        let sql = format!(
-            "SELECT CASE WHEN c.sla_due_at < {a} THEN 'overdue' WHEN c.sla_due_at < {b} THEN 'due_soon' ELSE 'ok' END AS s, \
-             COUNT(*) FROM mod_cases c WHERE {base_where} GROUP BY s"
-        );
-        (sql, sp)
-    };
-    let by_sla: Vec<(String, i64)> = on_pool!(db, q => bind_params!(sqlx::query_as(&sla_sql.0), &sla_sql.1 .0).fetch_all(q).await)?;
-    for s in SlaState::ALL {
-        let n = by_sla
-            .iter()
-            .find(|(x, _)| x == s.as_str())
-            .map(|x| x.1)
-            .unwrap_or(0);
-        counts.by_sla.push((*s, n));
+    if !page.with_counts {
+        return Ok(QueueResult { cases, counts });
     }
-    let tag_sql = format!(
-        "SELECT t.tag, COUNT(*) FROM mod_case_tags t JOIN mod_cases c ON c.id = t.case_id \
-         WHERE {base_where} GROUP BY t.tag ORDER BY t.tag"
+    let mut kp = Params::default();
+    let st = kp.text(state.as_str());
+    let cond = match scope.kind {
+        crate::ScopeKind::Coop { org } => format!(
+            "k.instance_id IN (SELECT l.instance_id FROM moderation_links l WHERE l.coop_org_id = {})",
+            kp.int(org.0)
+        ),
+        crate::ScopeKind::Instance { instance_id, .. } => {
+            format!("k.instance_id = {}", kp.int(instance_id.unwrap_or(-1)))
+        }
+    };
+    let ksql = format!(
+        "SELECT k.instance_id, k.tag, k.n FROM mod_case_counts k WHERE {cond} AND k.state = {st} AND k.n > 0 \
+         ORDER BY k.instance_id, k.tag"
     );
-    let tags: Vec<(String, i64)> =
-        on_pool!(db, q => bind_params!(sqlx::query_as(&tag_sql), &base.0).fetch_all(q).await)?;
-    for (tag, n) in tags {
-        if let Some(l) = tag.strip_prefix("lang:") {
-            counts.by_language.push((l.to_owned(), n));
+    let rows: Vec<(i64, String, i64)> =
+        on_pool!(db, q => bind_params!(sqlx::query_as(&ksql), &kp.0).fetch_all(q).await)?;
+    let mut by_cat: std::collections::BTreeMap<Category, i64> = Default::default();
+    let mut by_lang: std::collections::BTreeMap<String, i64> = Default::default();
+    let mut tag_n: std::collections::BTreeMap<(i64, String), i64> = Default::default();
+    for (instance_id, tag, n) in rows {
+        tag_n.insert((instance_id, tag.clone()), n);
+        if tag == "all" {
+            counts.total += n;
+            counts.by_instance.push((instance_id, n));
+        } else if let Some(c) = tag.strip_prefix("cat:") {
+            if let Ok(c) = c.parse::<Category>() {
+                *by_cat.entry(c).or_default() += n;
+            }
+        } else if let Some(l) = tag.strip_prefix("lang:") {
+            *by_lang.entry(l.to_owned()).or_default() += n;
         } else if let Some(r) = tag.strip_prefix("rule:") {
             if let Some((i, id)) = r.split_once(':') {
                 if let Ok(instance_id) = i.parse() {
@@ -351,5 +344,65 @@ pub async fn queue(
             }
         }
     }
+    counts.by_category = by_cat.into_iter().collect();
+    counts.by_language = by_lang.into_iter().collect();
+    let range_count = |lt: i64| {
+        let mut sp = Params(base.0.clone());
+        let sql = format!(
+            "SELECT COUNT(*) FROM mod_cases c WHERE {base_where} AND c.sla_due_at < {}",
+            sp.int(lt)
+        );
+        (sql, sp)
+    };
+    let (overdue_sql, op) = range_count(now.0);
+    let overdue: i64 = on_pool!(db, q => bind_params!(sqlx::query_scalar(&overdue_sql), &op.0).fetch_one(q).await)?;
+    let (soon_sql, sp) = range_count(soon);
+    let before_soon: i64 =
+        on_pool!(db, q => bind_params!(sqlx::query_scalar(&soon_sql), &sp.0).fetch_one(q).await)?;
+    counts.by_sla = vec![
+        (SlaState::Ok, (counts.total - before_soon).max(0)),
+        (SlaState::DueSoon, before_soon - overdue),
+        (SlaState::Overdue, overdue),
+    ];
+    // Cases matching every filter: from the counts when at most one tag-like filter is set.
+    let tag_filters = [
+        filter.instance.is_some(),
+        filter.category.is_some(),
+        filter.language.is_some(),
+        filter.rule.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    let other_filters = filter.older_than.is_some()
+        || filter.newer_than.is_some()
+        || filter.sla.is_some()
+        || filter.unclaimed;
+    counts.matching = if other_filters || tag_filters > 1 {
+        let count_sql = format!("SELECT COUNT(*) FROM mod_cases c WHERE {where_sql}");
+        let fp = &p.0[..p.0.len() - 2];
+        on_pool!(db, q => bind_params!(sqlx::query_scalar(&count_sql), fp).fetch_one(q).await)?
+    } else if let Some(i) = filter.instance {
+        tag_n.get(&(i, "all".to_owned())).copied().unwrap_or(0)
+    } else {
+        let tag = if let Some(c) = filter.category {
+            Some(format!("cat:{}", c.as_str()))
+        } else if let Some(l) = &filter.language {
+            Some(format!("lang:{}", l.trim().to_ascii_lowercase()))
+        } else {
+            filter
+                .rule
+                .as_ref()
+                .map(|r| format!("rule:{}:{}", r.instance_id, r.rule_id))
+        };
+        match tag {
+            Some(t) => tag_n
+                .iter()
+                .filter(|((_, tag), _)| *tag == t)
+                .map(|(_, n)| *n)
+                .sum(),
+            None => counts.total,
+        }
+    };
     Ok(QueueResult { cases, counts })
 }

@@ -272,6 +272,7 @@ pub(crate) async fn sync_job_handler(services: Services, job: Job) -> Result<()>
         record_sync_error(&services.db, instance_id, &e.to_string()).await?;
     }
     crate::claims::expire_claims(&services.db).await?;
+    crate::effect::reconcile_dead_deliveries(&services.db).await?;
     let next = Timestamp::now().plus(Duration::from_secs(
         u64::from(link.settings.sync_minutes) * 60,
     ));

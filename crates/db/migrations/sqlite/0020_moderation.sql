@@ -63,17 +63,58 @@ CREATE INDEX mod_cases_queue ON mod_cases (coop_org_id, state, sla_due_at, sever
 CREATE INDEX mod_cases_queue_instance ON mod_cases (coop_org_id, state, instance_id, sla_due_at, severity DESC, id);
 CREATE INDEX mod_cases_queue_category ON mod_cases (coop_org_id, state, category, sla_due_at, severity DESC, id);
 CREATE INDEX mod_cases_queue_language ON mod_cases (coop_org_id, state, language, sla_due_at, severity DESC, id);
-CREATE INDEX mod_cases_instance ON mod_cases (instance_id, state, sla_due_at, id);
+CREATE INDEX mod_cases_instance ON mod_cases (instance_id, state, sla_due_at, severity DESC, id);
 CREATE INDEX mod_cases_acct ON mod_cases (target_acct);
 CREATE INDEX mod_cases_claims ON mod_cases (claim_expires_at) WHERE claimed_by IS NOT NULL;
 
--- Filter tags of a case: `rule:<instance>:<rule id>` and `lang:<code>` (copied from its reports).
+-- Filter tags of a case: `all`, `cat:<category>`, `rule:<instance>:<rule id>` and `lang:<code>`
+-- (copied from its reports), and their counts per (instance, case state), kept by triggers so that
+-- the queue's counts do not scan the cases.
 CREATE TABLE mod_case_tags (
     case_id     BIGINT  NOT NULL REFERENCES mod_cases (id) ON DELETE CASCADE,
     tag         TEXT    NOT NULL,
     PRIMARY KEY (case_id, tag)
 );
 CREATE INDEX mod_case_tags_tag ON mod_case_tags (tag, case_id);
+
+CREATE TABLE mod_case_counts (
+    instance_id BIGINT  NOT NULL,
+    state       TEXT    NOT NULL,
+    tag         TEXT    NOT NULL,
+    n           BIGINT  NOT NULL,
+    PRIMARY KEY (instance_id, state, tag)
+);
+
+CREATE TRIGGER mod_case_tags_count_insert AFTER INSERT ON mod_case_tags
+BEGIN
+    INSERT OR IGNORE INTO mod_case_counts (instance_id, state, tag, n)
+        SELECT c.instance_id, c.state, NEW.tag, 0 FROM mod_cases c WHERE c.id = NEW.case_id;
+    UPDATE mod_case_counts SET n = n + 1
+        WHERE tag = NEW.tag
+          AND instance_id = (SELECT c.instance_id FROM mod_cases c WHERE c.id = NEW.case_id)
+          AND state = (SELECT c.state FROM mod_cases c WHERE c.id = NEW.case_id);
+END;
+
+CREATE TRIGGER mod_case_tags_count_delete AFTER DELETE ON mod_case_tags
+BEGIN
+    UPDATE mod_case_counts SET n = n - 1
+        WHERE tag = OLD.tag
+          AND instance_id = (SELECT c.instance_id FROM mod_cases c WHERE c.id = OLD.case_id)
+          AND state = (SELECT c.state FROM mod_cases c WHERE c.id = OLD.case_id);
+END;
+
+CREATE TRIGGER mod_cases_count_state AFTER UPDATE OF state ON mod_cases
+WHEN OLD.state <> NEW.state
+BEGIN
+    UPDATE mod_case_counts SET n = n - 1
+        WHERE instance_id = OLD.instance_id AND state = OLD.state
+          AND tag IN (SELECT t.tag FROM mod_case_tags t WHERE t.case_id = OLD.id);
+    INSERT OR IGNORE INTO mod_case_counts (instance_id, state, tag, n)
+        SELECT NEW.instance_id, NEW.state, t.tag, 0 FROM mod_case_tags t WHERE t.case_id = NEW.id;
+    UPDATE mod_case_counts SET n = n + 1
+        WHERE instance_id = NEW.instance_id AND state = NEW.state
+          AND tag IN (SELECT t.tag FROM mod_case_tags t WHERE t.case_id = NEW.id);
+END;
 
 CREATE TABLE mod_reports (
     id                  INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -79,9 +79,12 @@ static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 pub async fn account(db: &Db, name: &str) -> AccountId {
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     db.create_account(&NewAccount {
-        email: format!("{}{n}@guildhall.example", name.replace(' ', "-").to_lowercase())
-            .parse()
-            .unwrap(),
+        email: format!(
+            "{}{n}@guildhall.example",
+            name.replace(' ', "-").to_lowercase()
+        )
+        .parse()
+        .unwrap(),
         display_name: name.parse().unwrap(),
         password: "correct horse battery".parse().unwrap(),
         site_admin: false,
