@@ -44,6 +44,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Whether `access` may read list `id` (public, the owner's organisation, or the feed token).
+pub async fn can_read(db: &Db, access: Access<'_>, id: i64) -> Result<bool> {
+    match list_row(db, id).await {
+        Ok(l) => Ok(allowed(&l, access)),
+        Err(ListsError::NotFound(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 async fn readable(db: &Db, access: Access<'_>, id: i64) -> Result<ListRow> {
     let l = list_row(db, id).await?;
     if !allowed(&l, access) {

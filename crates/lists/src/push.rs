@@ -134,18 +134,12 @@ pub async fn subscribe(
             "only an instance organisation can subscribe to a list",
         ));
     }
-    let access = match token {
-        Some(t) => Access::Token(t),
-        None => Access::Org(org),
-    };
     let l = list_row(db, list_id).await?;
-    let readable = l.public
-        || l.org_id == org.0
-        || matches!(access, Access::Token(_))
-            && crate::feed::output(db, access, list_id, crate::feed::OutputFormat::Json)
-                .await
-                .is_ok();
-    if !readable {
+    let by_token = match token {
+        Some(t) => crate::feed::can_read(db, Access::Token(t), list_id).await?,
+        None => false,
+    };
+    if !(by_token || crate::feed::can_read(db, Access::Org(org), list_id).await?) {
         return Err(ListsError::NotFound("list"));
     }
     let mut tx = db.begin().await?;

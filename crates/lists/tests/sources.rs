@@ -256,3 +256,201 @@ db_test!(refreshes_are_scheduled_by_jobs, |db| async move {
         1
     );
 });
+
+db_test!(
+    feed_sources_follow_another_guildhalls_change_feed,
+    |db| async move {
+        use axum::extract::State;
+        use axum::http::Uri;
+        use axum::routing::get;
+        use guildhall_lists::feed::{feed, Access};
+        use guildhall_lists::lists::{
+            create_list, list_entries, rebuild_list, ListSource, NewList, Policy,
+        };
+
+        let w = world(db).await;
+        // The publishing side: an uploaded source and a public list, served as a change feed.
+        let up = create_source(
+            &w.db,
+            &w.svc.keyring,
+            w.coop,
+            &actor(&w),
+            &NewSource {
+                name: "up".into(),
+                spec: SourceSpec::Upload { format: None },
+                refresh_every: Duration::from_secs(3600),
+            },
+        )
+        .await
+        .unwrap();
+        let rows = |r: &[(&str, &str)]| mastodon_csv(r).into_bytes();
+        upload_source(
+            &w.db,
+            w.coop,
+            &actor(&w),
+            up.id,
+            &rows(&[
+                ("a.example", "suspend"),
+                ("b.example", "silence"),
+                ("c.example", "suspend"),
+            ]),
+        )
+        .await
+        .unwrap();
+        let l = create_list(
+            &w.db,
+            w.coop,
+            &actor(&w),
+            &NewList {
+                name: "Published".into(),
+                description: String::new(),
+                public: true,
+                policy: Policy::default(),
+                sources: vec![ListSource::new(up.id)],
+            },
+        )
+        .await
+        .unwrap();
+        rebuild_list(&w.db, l.id).await.unwrap();
+        #[derive(Clone)]
+        struct St(guildhall_db::Db, i64);
+        async fn serve_feed(State(St(db, id)): State<St>, uri: Uri) -> axum::response::Response {
+            use axum::response::IntoResponse;
+            let since = uri
+                .query()
+                .and_then(|q| q.strip_prefix("since="))
+                .and_then(|v| v.parse().ok());
+            let doc = feed(&db, Access::Anonymous, id, since, 2).await.unwrap();
+            serde_json::to_string(&doc).unwrap().into_response()
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/feed", listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .route("/feed", get(serve_feed))
+            .with_state(St(w.db.clone(), l.id));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        // The consuming side.
+        let fs = create_source(
+            &w.db,
+            &w.svc.keyring,
+            w.coop,
+            &actor(&w),
+            &NewSource {
+                name: "their feed".into(),
+                spec: SourceSpec::Feed { url, token: None },
+                refresh_every: Duration::from_secs(3600),
+            },
+        )
+        .await
+        .unwrap();
+        let want = |w: &World| {
+            let db = w.db.clone();
+            let id = l.id;
+            async move {
+                list_entries(&db, None, id)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| e.entry)
+                    .collect::<Vec<_>>()
+            }
+        };
+        let r = refresh_source(&w.svc, fs.id).await.unwrap();
+        assert_eq!((r.outcome, r.added), (RefreshOutcome::Changed, 3));
+        assert_eq!(
+            source_entries(&w.db, w.coop, fs.id).await.unwrap(),
+            want(&w).await
+        );
+        let cursor = source(&w.db, w.coop, fs.id)
+            .await
+            .unwrap()
+            .feed_cursor
+            .unwrap();
+        // Changes upstream, including a retraction, arrive through the cursor (paged by 2).
+        upload_source(
+            &w.db,
+            w.coop,
+            &actor(&w),
+            up.id,
+            &rows(&[
+                ("a.example", "silence"),
+                ("c.example", "suspend"),
+                ("d.example", "suspend"),
+                ("e.example", "noop"),
+            ]),
+        )
+        .await
+        .unwrap();
+        rebuild_list(&w.db, l.id).await.unwrap();
+        let r = refresh_source(&w.svc, fs.id).await.unwrap();
+        assert_eq!((r.added, r.changed, r.removed), (2, 1, 1));
+        assert_eq!(
+            source_entries(&w.db, w.coop, fs.id).await.unwrap(),
+            want(&w).await
+        );
+        assert!(
+            source(&w.db, w.coop, fs.id)
+                .await
+                .unwrap()
+                .feed_cursor
+                .unwrap()
+                > cursor
+        );
+        let r = refresh_source(&w.svc, fs.id).await.unwrap();
+        assert_eq!(r.outcome, RefreshOutcome::Unchanged);
+    }
+);
+
+db_test!(
+    instance_sources_read_the_admin_or_the_public_list,
+    |db| async move {
+        use guildhall_fake_mastodon::BlockSeed;
+        let w = world(db).await;
+        let f = fake(|b| {
+            b.domain_block(BlockSeed::new("loud.example", "silence").public_comment("spam"))
+                .domain_block(BlockSeed::new("hidden-domain.example", "suspend").obfuscated())
+                .domain_block(BlockSeed::new("gone.example", "suspend"))
+        })
+        .await;
+        let org = instance_org(&w, "member.example", &f).await;
+        let inst = w.db.instance_of_org(org).await.unwrap().unwrap();
+        let mk = |admin: bool| NewSource {
+            name: format!("member admin={admin}"),
+            spec: SourceSpec::Instance {
+                instance_id: inst.id,
+                admin,
+            },
+            refresh_every: Duration::from_secs(3600),
+        };
+        let admin = create_source(&w.db, &w.svc.keyring, w.coop, &actor(&w), &mk(true))
+            .await
+            .unwrap();
+        let public = create_source(&w.db, &w.svc.keyring, w.coop, &actor(&w), &mk(false))
+            .await
+            .unwrap();
+        refresh_source(&w.svc, admin.id).await.unwrap();
+        refresh_source(&w.svc, public.id).await.unwrap();
+        let names =
+            |v: Vec<guildhall_lists::Entry>| v.into_iter().map(|e| e.domain).collect::<Vec<_>>();
+        assert_eq!(
+            names(source_entries(&w.db, w.coop, admin.id).await.unwrap()),
+            ["gone.example", "hidden-domain.example", "loud.example"]
+        );
+        // The public list obfuscates one domain: kept apart (for digest matching), never a domain.
+        assert_eq!(
+            names(source_entries(&w.db, w.coop, public.id).await.unwrap()),
+            ["gone.example", "loud.example"]
+        );
+        // A disconnected instance fails the admin source, which keeps its last state.
+        w.db.disconnect_instance(inst.id).await.unwrap();
+        let r = refresh_source(&w.svc, admin.id).await.unwrap();
+        assert_eq!(r.outcome, RefreshOutcome::Failed);
+        assert!(r.error.unwrap().contains("not connected"));
+        assert_eq!(
+            source_entries(&w.db, w.coop, admin.id).await.unwrap().len(),
+            3
+        );
+    }
+);
