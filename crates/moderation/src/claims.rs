@@ -164,10 +164,21 @@ pub async fn release(db: &Db, scope: &Scope, case_id: i64) -> Result<()> {
 pub async fn expire_claims(db: &Db) -> Result<u64> {
     let now = Timestamp::now();
     let mut tx = db.begin().await?;
-    let rows: Vec<(i64, i64, Option<i64>)> = on_tx!(&mut tx, c => sqlx::query_as(
-        "UPDATE mod_cases SET claimed_by = NULL, claimed_at = NULL, claim_expires_at = NULL, updated_at = $1 \
-         WHERE claimed_by IS NOT NULL AND claim_expires_at < $1 RETURNING id, claimed_by, coop_org_id")
+    let candidates: Vec<(i64, Option<i64>, Option<i64>)> = on_tx!(&mut tx, c => sqlx::query_as(
+        "SELECT id, claimed_by, coop_org_id FROM mod_cases \
+         WHERE claimed_by IS NOT NULL AND claim_expires_at < $1")
         .bind(now.0).fetch_all(c).await)?;
+    let mut rows = Vec::new();
+    for (case_id, by, coop) in candidates {
+        // Conditional: a claim renewed in the meantime is left alone.
+        let n = on_tx!(&mut tx, c => sqlx::query(
+            "UPDATE mod_cases SET claimed_by = NULL, claimed_at = NULL, claim_expires_at = NULL, \
+             updated_at = $1 WHERE id = $2 AND claimed_by IS NOT NULL AND claim_expires_at < $1")
+            .bind(now.0).bind(case_id).execute(c).await.map(|r| r.rows_affected()))?;
+        if n > 0 {
+            rows.push((case_id, by, coop));
+        }
+    }
     for (case_id, by, coop) in &rows {
         enqueue_assign(&mut tx, *case_id, false, now.0).await?;
         append_in(

@@ -167,9 +167,21 @@ pub(crate) async fn apply_job_handler(services: Services, job: Job) -> Result<()
     Ok(())
 }
 
-/// The `moderation.assign` handler: assigns (or unassigns) the case's open reports to the
-/// service account on the instance. Servers without these endpoints (GoToSocial: 404) are
-/// skipped.
+/// Whether the case's reports should be assigned on the instance now (a live claim on an open
+/// case).
+async fn claim_is_live(db: &Db, case_id: i64) -> Result<bool> {
+    let row: Option<(String, Option<i64>, Option<i64>)> = on_pool!(db, p => sqlx::query_as(
+        "SELECT state, claimed_by, claim_expires_at FROM mod_cases WHERE id = $1")
+        .bind(case_id).fetch_optional(p).await)?;
+    let now = Timestamp::now().0;
+    Ok(matches!(row, Some((s, Some(_), Some(t))) if s == "open" && t >= now))
+}
+
+/// The `moderation.assign` handler: makes the instance show the case's current claim — its open
+/// reports assigned to the service account while a claim is live, unassigned otherwise. It
+/// reads the claim again after the calls and repeats if it changed meanwhile, so jobs that run
+/// out of order still leave the instance matching the claim. Servers without these endpoints
+/// (GoToSocial: 404) are skipped.
 pub(crate) async fn assign_job_handler(services: Services, job: Job) -> Result<()> {
     let db = &services.db;
     let case_id = job
@@ -177,7 +189,6 @@ pub(crate) async fn assign_job_handler(services: Services, job: Job) -> Result<(
         .get("case_id")
         .and_then(Value::as_i64)
         .ok_or_else(|| ModError::invalid("payload", "moderation.assign job without case_id"))?;
-    let assign = job.payload.get("op").and_then(Value::as_str) == Some("assign");
     let rows: Vec<(i64, String)> = on_pool!(db, p => sqlx::query_as(
         "SELECT instance_id, remote_id FROM mod_reports WHERE case_id = $1 AND action_taken = FALSE ORDER BY id")
         .bind(case_id).fetch_all(p).await)?;
@@ -185,18 +196,24 @@ pub(crate) async fn assign_job_handler(services: Services, job: Job) -> Result<(
         return Ok(());
     };
     let client = client_for(&services, instance_id).await?;
-    for (_, rid) in rows {
-        let r = if assign {
-            client.assign_report_to_self(&rid).await
-        } else {
-            client.unassign_report(&rid).await
-        };
-        match r {
-            Ok(_) => {}
-            Err(e) if !e.is_transient() => {
-                tracing::info!(case = case_id, report = %rid, error = %e, "claim not mirrored on the instance");
+    for _ in 0..3 {
+        let assign = claim_is_live(db, case_id).await?;
+        for (_, rid) in &rows {
+            let r = if assign {
+                client.assign_report_to_self(rid).await
+            } else {
+                client.unassign_report(rid).await
+            };
+            match r {
+                Ok(_) => {}
+                Err(e) if !e.is_transient() => {
+                    tracing::info!(case = case_id, report = %rid, error = %e, "claim not mirrored on the instance");
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
+        }
+        if claim_is_live(db, case_id).await? == assign {
+            break;
         }
     }
     Ok(())

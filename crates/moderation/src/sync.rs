@@ -176,7 +176,9 @@ pub async fn sync_instance(services: &Services, instance_id: i64) -> Result<Sync
         }
         report.stored += store_batch(db, &ctx, &batch).await?;
         if !full && all_known {
-            stopped_early = true;
+            // Older pages hold only reports we already have; resolutions among them show up
+            // in the next full pass (or by webhook).
+            stopped_early = page.next.is_some();
             break;
         }
         match page.next {

@@ -134,6 +134,8 @@ db_test!(
             Err(ModError::NotClaimed)
         ));
         claim(&db, &s1, case_a.id).await.unwrap();
+        drain(&w.services).await;
+        assert_eq!(a.report_json(10).unwrap()["assigned_account"]["id"], "1");
         assert!(matches!(
             claim(&db, &s2, case_a.id).await,
             Err(ModError::ClaimedByOther { .. })
