@@ -283,8 +283,10 @@ pub(crate) async fn upsert_report(
             let state: CaseState = stored("mod_cases.state", &state)?;
             let changed =
                 updated != p.updated_at || taken != p.action_taken || assigned != p.assigned_acct;
-            // A report reopened on the instance whose case is closed joins the open case.
-            let new_case = if !p.action_taken && state == CaseState::Closed {
+            // A report reopened on the instance (resolved before, open now) whose case is
+            // closed joins the open case. A report still open under a closed case (its
+            // decision is being delivered) stays where it is.
+            let new_case = if taken && !p.action_taken && state == CaseState::Closed {
                 open_case_for(tx, ctx, p, now).await?
             } else {
                 case_id

@@ -159,6 +159,12 @@ db_test!(
             .await
             .unwrap();
         assert_eq!(out.state, DecisionState::Pending);
+        // A sync before the delivery does not reopen the case of the still-open report.
+        sync_instance(&w.services, ia).await.unwrap();
+        assert!(open_cases(&db, &s1)
+            .await
+            .iter()
+            .all(|c| c.id != case_a.id && !(c.instance_id == ia && c.target_remote)));
         drain(&w.services).await;
         let acts = a.account_actions();
         assert_eq!(acts.len(), 1, "{acts:?}");
