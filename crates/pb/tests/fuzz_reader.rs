@@ -77,3 +77,62 @@ fn good_sample_is_clean_and_keeps_the_good_part() {
     assert!(codes.contains(&(Some(20), "comma-in-float")), "{codes:?}");
     assert!(codes.contains(&(Some(23), "list-whitespace")), "{codes:?}");
 }
+
+/// Vote rows are read the same whether their cells are quoted (general splitter) or not (fast
+/// path), and when they have more cells than the fast path holds.
+#[test]
+fn quoted_plain_and_long_vote_rows_read_alike() {
+    let rows = [
+        "1;a,b;3,2;30",
+        " 2;a, c;1,1;40",
+        "3;b;1;",
+        "4;a,a;1,1;5",
+        "5;z;1;7",
+        "6;;;8",
+    ];
+    let head = GOOD.split("VOTES\n").next().unwrap();
+    let file = |rows: Vec<String>| {
+        let text = format!(
+            "{head}VOTES\nvoter_id;vote;points;age\n{}\n",
+            rows.join("\n")
+        );
+        read_election(text.as_bytes(), "t").unwrap()
+    };
+    let plain = file(rows.iter().map(|r| r.to_string()).collect());
+    let quoted = file(
+        rows.iter()
+            .map(|r| {
+                r.split(';')
+                    .map(|c| format!("\"{c}\""))
+                    .collect::<Vec<_>>()
+                    .join(";")
+            })
+            .collect(),
+    );
+    let long = file(
+        rows.iter()
+            .map(|r| format!("{r}{}", ";x".repeat(20)))
+            .collect(),
+    );
+    let codes = |issues: &[guildhall_pb::reader::Issue]| -> Vec<(Option<usize>, &'static str)> {
+        issues.iter().map(|i| (i.line, i.code)).collect()
+    };
+    assert_eq!(plain.0.voters, quoted.0.voters);
+    assert_eq!(codes(&plain.1), codes(&quoted.1));
+    assert!(codes(&plain.1).contains(&(Some(23), "whitespace")));
+    assert!(codes(&plain.1).contains(&(Some(25), "duplicate-in-vote")));
+    assert!(codes(&plain.1).contains(&(Some(26), "unknown-project")));
+    assert_eq!(plain.0.voters, long.0.voters);
+    let long_codes: Vec<_> = codes(&long.1)
+        .into_iter()
+        .filter(|c| c.1 != "row-length")
+        .collect();
+    assert_eq!(codes(&plain.1), long_codes);
+    assert_eq!(
+        codes(&long.1)
+            .iter()
+            .filter(|c| c.1 == "row-length")
+            .count(),
+        rows.len()
+    );
+}
