@@ -205,6 +205,8 @@ pub(crate) struct Stored {
     pub case_id: i64,
     pub new_media: bool,
     pub changed: bool,
+    /// The case the report left, if it moved.
+    pub old_case: Option<i64>,
 }
 
 const ACTIVE: &str = "('open', 'awaiting_approval', 'escalated')";
@@ -264,7 +266,8 @@ async fn closed_case_for(
 
 type ExistingRow = (i64, i64, Option<String>, bool, String, Option<String>);
 
-/// Stores (inserts or updates) one report and its case, in the caller's transaction.
+/// Stores (inserts or updates) one report and joins it to its case, in the caller's
+/// transaction. The caller refreshes the cases it touched ([`refresh_case`]) once per batch.
 pub(crate) async fn upsert_report(
     tx: &mut Tx,
     ctx: &InstanceCtx,
@@ -349,17 +352,12 @@ pub(crate) async fn upsert_report(
             new_media |= n > 0;
         }
     }
-    if changed || old_case.is_some() {
-        refresh_case(tx, case_id, &ctx.settings, now).await?;
-        if let Some(old) = old_case {
-            refresh_case(tx, old, &ctx.settings, now).await?;
-        }
-    }
     Ok(Stored {
         report_id,
         case_id,
         new_media,
-        changed,
+        changed: changed || old_case.is_some(),
+        old_case,
     })
 }
 
@@ -447,11 +445,17 @@ pub(crate) async fn refresh_case(
         .bind(best.as_str()).bind(best.severity()).bind(&language).bind(opened).bind(last)
         .bind(due).bind(total).bind(open_n).bind(now.0).bind(case_id)
         .execute(c).await.map(|r| r.rows_affected()))?;
-    on_tx!(tx, c => sqlx::query("DELETE FROM mod_case_tags WHERE case_id = $1")
-        .bind(case_id).execute(c).await.map(|r| r.rows_affected()))?;
-    for t in tags {
+    let existing: Vec<(String,)> = on_tx!(tx, c => sqlx::query_as(
+        "SELECT tag FROM mod_case_tags WHERE case_id = $1")
+        .bind(case_id).fetch_all(c).await)?;
+    let existing: BTreeSet<String> = existing.into_iter().map(|t| t.0).collect();
+    for t in existing.difference(&tags) {
+        on_tx!(tx, c => sqlx::query("DELETE FROM mod_case_tags WHERE case_id = $1 AND tag = $2")
+            .bind(case_id).bind(t).execute(c).await.map(|r| r.rows_affected()))?;
+    }
+    for t in tags.difference(&existing) {
         on_tx!(tx, c => sqlx::query("INSERT INTO mod_case_tags (case_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(case_id).bind(&t).execute(c).await.map(|r| r.rows_affected()))?;
+            .bind(case_id).bind(t).execute(c).await.map(|r| r.rows_affected()))?;
     }
     Ok(())
 }
@@ -520,14 +524,38 @@ pub async fn ingest_errors(db: &Db, scope: &crate::Scope, limit: u32) -> Result<
         .collect())
 }
 
-/// Whether the stored report is known and unchanged (same `updated_at`, still unresolved).
-pub(crate) async fn known_unchanged(db: &Db, instance_id: i64, p: &Parsed) -> Result<bool> {
-    let row: Option<(Option<String>, bool, Option<String>)> = on_pool!(db, q => sqlx::query_as(
-        "SELECT remote_updated_at, action_taken, assigned_acct FROM mod_reports WHERE instance_id = $1 AND remote_id = $2")
-        .bind(instance_id).bind(&p.remote_id).fetch_optional(q).await)?;
-    Ok(
-        matches!(row, Some((u, t, a)) if u == p.updated_at && t == p.action_taken && a == p.assigned_acct),
-    )
+/// What is stored of some reports of an instance: remote id → (updated_at, resolved,
+/// assigned), for telling known, unchanged reports apart in one query per page.
+pub(crate) async fn stored_versions(
+    db: &Db,
+    instance_id: i64,
+    remote_ids: &[String],
+) -> Result<std::collections::HashMap<String, Version>> {
+    let mut out = std::collections::HashMap::new();
+    for chunk in remote_ids.chunks(200) {
+        let mut p = crate::sql::Params::default();
+        let inst = p.int(instance_id);
+        let list: Vec<String> = chunk.iter().map(|r| p.text(r.clone())).collect();
+        let sql = format!(
+            "SELECT remote_id, remote_updated_at, action_taken, assigned_acct FROM mod_reports \
+             WHERE instance_id = {inst} AND remote_id IN ({})",
+            list.join(", ")
+        );
+        let rows: Vec<(String, Option<String>, bool, Option<String>)> = on_pool!(db, q =>
+            crate::sql::bind_params!(sqlx::query_as(&sql), &p.0).fetch_all(q).await)?;
+        for (id, u, t, a) in rows {
+            out.insert(id, (u, t, a));
+        }
+    }
+    Ok(out)
+}
+
+/// A stored report's version: (updated_at, resolved, assigned).
+pub(crate) type Version = (Option<String>, bool, Option<String>);
+
+/// Whether a parsed report equals its stored version.
+pub(crate) fn unchanged(stored: Option<&Version>, p: &Parsed) -> bool {
+    matches!(stored, Some((u, t, a)) if *u == p.updated_at && *t == p.action_taken && *a == p.assigned_acct)
 }
 
 /// Outcome tag for a closed case.

@@ -16,7 +16,8 @@ use serde_json::Value;
 
 use crate::error::{ModError, Result};
 use crate::ingest::{
-    instance_ctx, known_unchanged, parse_report, record_error, upsert_report, InstanceCtx,
+    instance_ctx, parse_report, record_error, stored_versions, unchanged, upsert_report,
+    InstanceCtx,
 };
 use crate::links::{link_of, store_rules, sync_job};
 use crate::model::InstanceRule;
@@ -71,16 +72,19 @@ pub struct SyncReport {
     pub rules: usize,
 }
 
-pub(crate) fn media_job(report_id: i64) -> NewJob {
+pub(crate) fn media_job(report_ids: &[i64]) -> NewJob {
+    let first = report_ids.first().copied().unwrap_or_default();
+    let last = report_ids.last().copied().unwrap_or_default();
     NewJob::new(
         MEDIA_JOB_KIND,
-        serde_json::json!({ "report_id": report_id }),
+        serde_json::json!({ "report_ids": report_ids }),
     )
-    .dedup(format!("mod-media:{report_id}"))
+    .dedup(format!("mod-media:{first}:{last}:{}", report_ids.len()))
     .max_attempts(5)
 }
 
-/// Stores a batch of parsed reports in one transaction; enqueues media jobs.
+/// Stores a batch of parsed reports in one transaction, refreshes each touched case once, and
+/// enqueues one media job for the reports with new media.
 async fn store_batch(db: &Db, ctx: &InstanceCtx, batch: &[crate::ingest::Parsed]) -> Result<usize> {
     if batch.is_empty() {
         return Ok(0);
@@ -88,14 +92,24 @@ async fn store_batch(db: &Db, ctx: &InstanceCtx, batch: &[crate::ingest::Parsed]
     let now = Timestamp::now();
     let mut tx = db.begin().await?;
     let mut n = 0;
+    let mut touched = BTreeSet::new();
+    let mut media = Vec::new();
     for p in batch {
         let s = upsert_report(&mut tx, ctx, p, now).await?;
         if s.changed {
             n += 1;
+            touched.insert(s.case_id);
+            touched.extend(s.old_case);
         }
         if s.new_media {
-            Db::enqueue_in(&mut tx, &media_job(s.report_id)).await?;
+            media.push(s.report_id);
         }
+    }
+    for case_id in touched {
+        crate::ingest::refresh_case(&mut tx, case_id, &ctx.settings, now).await?;
+    }
+    if !media.is_empty() {
+        Db::enqueue_in(&mut tx, &media_job(&media)).await?;
     }
     tx.commit().await?;
     Ok(n)
@@ -149,14 +163,24 @@ pub async fn sync_instance(services: &Services, instance_id: i64) -> Result<Sync
         report.pages += 1;
         let mut batch = Vec::new();
         let mut all_known = !page.items.is_empty();
-        for item in &page.items {
+        let parsed: Vec<_> = page
+            .items
+            .iter()
+            .map(|item| parse_report(item, now))
+            .collect();
+        let ids: Vec<String> = parsed
+            .iter()
+            .filter_map(|p| p.as_ref().ok().map(|p| p.remote_id.clone()))
+            .collect();
+        let versions = stored_versions(db, instance_id, &ids).await?;
+        for item in parsed {
             report.seen += 1;
-            match parse_report(item, now) {
+            match item {
                 Ok(p) => {
                     seen.insert(p.remote_id.clone());
                     max_num = max_num.max(p.remote_num);
                     min_num = min_num.min(p.remote_num);
-                    if known_unchanged(db, instance_id, &p).await? {
+                    if unchanged(versions.get(&p.remote_id), &p) {
                         if p.remote_num > high_water {
                             all_known = false;
                         }
@@ -355,19 +379,24 @@ pub(crate) async fn webhook_job_handler(services: Services, job: Job) -> Result<
     Ok(())
 }
 
-/// The `moderation.media` handler: copies the bytes of a report's pending media (public URLs;
+/// The `moderation.media` handler: copies the bytes of some reports' pending media (public URLs;
 /// at most [`MEDIA_CAP_BYTES`] each). Failures are retried; the last attempt records them.
 pub(crate) async fn media_job_handler(services: Services, job: Job) -> Result<()> {
     let db = &services.db;
-    let report_id = job
+    let report_ids: Vec<i64> = job
         .payload
-        .get("report_id")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| ModError::invalid("payload", "moderation.media job without report_id"))?;
-    let pending: Vec<(i64, Option<String>, Option<String>)> = on_pool!(db, p => sqlx::query_as(
-        "SELECT m.id, m.url, m.preview_url FROM mod_media m JOIN mod_statuses s ON s.id = m.status_id \
-         WHERE s.report_id = $1 AND m.copy_state = 'pending' ORDER BY m.id")
-        .bind(report_id).fetch_all(p).await)?;
+        .get("report_ids")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_i64).collect())
+        .ok_or_else(|| ModError::invalid("payload", "moderation.media job without report_ids"))?;
+    let mut pending: Vec<(i64, Option<String>, Option<String>)> = Vec::new();
+    for report_id in report_ids {
+        let rows: Vec<(i64, Option<String>, Option<String>)> = on_pool!(db, p => sqlx::query_as(
+            "SELECT m.id, m.url, m.preview_url FROM mod_media m JOIN mod_statuses s ON s.id = m.status_id \
+             WHERE s.report_id = $1 AND m.copy_state = 'pending' ORDER BY m.id")
+            .bind(report_id).fetch_all(p).await)?;
+        pending.extend(rows);
+    }
     let http = reqwest::Client::builder()
         .timeout(services.client.timeout)
         .connect_timeout(services.client.connect_timeout)
