@@ -59,7 +59,9 @@ pub use decisions::{
 pub use effect::{reconcile_dead_deliveries, retry_decision};
 pub use error::{ModError, Result};
 pub use ingest::{ingest_errors, IngestError};
-pub use links::{link_instance, links, rules, unlink_instance, Link, SYNC_JOB_KIND};
+pub use links::{
+    link_instance, links, rules, schedule_syncs, unlink_instance, Link, SYNC_JOB_KIND,
+};
 pub use model::{
     Action, CaseState, Category, DecisionState, FilledNote, InstanceRule, LinkSettings,
     NoteTemplate, Outcome, SlaHours, SlaState, TemplateError,

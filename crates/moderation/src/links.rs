@@ -83,11 +83,31 @@ pub(crate) fn sync_job(
         serde_json::json!({ "instance_id": instance_id, "slot": slot }),
     )
     .dedup(format!("mod-sync:{instance_id}:{slot}"))
-    .max_attempts(3);
+    .max_attempts(10);
     if let Some(t) = run_at {
         j = j.run_at(t);
     }
     j
+}
+
+/// Makes sure every linked instance has a scheduled sync (enqueues one due now for each
+/// instance that has none queued or running). Cheap and idempotent: the binary may call it at
+/// start-up, so a sync chain that died (its job dead after repeated database errors) resumes.
+/// Returns how many were enqueued.
+pub async fn schedule_syncs(db: &Db) -> Result<u64> {
+    let ids: Vec<(i64,)> = on_pool!(db, p => sqlx::query_as(
+        "SELECT l.instance_id FROM moderation_links l WHERE NOT EXISTS (SELECT 1 FROM jobs j \
+         WHERE j.kind = 'moderation.sync' AND j.state IN ('queued', 'running') \
+         AND j.dedup_key IN ('mod-sync:' || CAST(l.instance_id AS TEXT) || ':0', \
+                             'mod-sync:' || CAST(l.instance_id AS TEXT) || ':1'))")
+        .fetch_all(p).await)?;
+    let mut n = 0;
+    for (id,) in ids {
+        if db.enqueue(&sync_job(id, 0, None)).await?.is_some() {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Links `instance_id` to the co-op `coop` with `settings`, as granted by `by`, who must be an

@@ -516,3 +516,48 @@ db_test!(queue_filters_order_and_counts, |db| async move {
     assert_eq!(a.report_resolved(11), Some(true));
     assert_eq!(a.report_resolved(12), Some(false));
 });
+
+db_test!(
+    dead_jobs_and_lost_schedules_are_recovered,
+    |db| async move {
+        let a = fake(&[rude_report(11)]).await;
+        let w = world(&db, &[&a]).await;
+        drain(&w.services).await;
+        let s1 = w.scope(w.m1).await;
+        let id = open_cases(&db, &s1).await[0].id;
+        claim(&db, &s1, id).await.unwrap();
+        let out = decide(&db, &s1, id, &decision(Action::Silence, "2"))
+            .await
+            .unwrap();
+        // The worker was lost on the last attempt: the job is dead without its handler knowing.
+        on_pool!(&db, p => sqlx::query(
+        "UPDATE jobs SET state = 'dead', last_error = 'lease expired on the last attempt (worker lost)' \
+         WHERE kind = 'moderation.apply'")
+        .execute(p).await.map(|r| r.rows_affected())).unwrap();
+        assert_eq!(reconcile_dead_deliveries(&db).await.unwrap(), 1);
+        let d = &case(&db, &s1, id).await.unwrap().decisions[0];
+        assert_eq!(d.id, out.decision_id);
+        assert_eq!(d.state, DecisionState::Failed);
+        assert!(d.failure.as_deref().unwrap().contains("worker lost"));
+        assert_eq!(reconcile_dead_deliveries(&db).await.unwrap(), 0);
+        // A sync chain that died is scheduled again, once.
+        on_pool!(&db, p => sqlx::query("UPDATE jobs SET state = 'dead' WHERE kind = 'moderation.sync'")
+        .execute(p).await.map(|r| r.rows_affected())).unwrap();
+        assert_eq!(schedule_syncs(&db).await.unwrap(), 1);
+        assert_eq!(schedule_syncs(&db).await.unwrap(), 0);
+        // Unlinked: the co-op no longer sees the instance's cases; its admin still does.
+        unlink_instance(&db, w.instances[0].owner, w.instances[0].id)
+            .await
+            .unwrap();
+        assert!(open_cases(&db, &s1).await.is_empty());
+        assert!(matches!(
+            case(&db, &s1, id).await,
+            Err(ModError::NotFound(_))
+        ));
+        let admin = Scope::for_member(&db, w.instances[0].owner, w.instances[0].org)
+            .await
+            .unwrap();
+        assert_eq!(case(&db, &admin, id).await.unwrap().case.id, id);
+        assert_eq!(schedule_syncs(&db).await.unwrap(), 0);
+    }
+);
