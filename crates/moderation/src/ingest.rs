@@ -445,6 +445,14 @@ pub(crate) async fn refresh_case(
         .bind(best.as_str()).bind(best.severity()).bind(&language).bind(opened).bind(last)
         .bind(due).bind(total).bind(open_n).bind(now.0).bind(case_id)
         .execute(c).await.map(|r| r.rows_affected()))?;
+    if open_n == 0 {
+        // Resolved on the instance while a decision waited for review: nothing will be sent.
+        on_tx!(tx, c => sqlx::query(
+            "UPDATE mod_decisions SET state = 'rejected', reviewed_at = $1, \
+             review_note = 'every report was resolved on the instance before the review' \
+             WHERE case_id = $2 AND state = 'awaiting_approval'")
+            .bind(now.0).bind(case_id).execute(c).await.map(|r| r.rows_affected()))?;
+    }
     let existing: Vec<(String,)> = on_tx!(tx, c => sqlx::query_as(
         "SELECT tag FROM mod_case_tags WHERE case_id = $1")
         .bind(case_id).fetch_all(c).await)?;

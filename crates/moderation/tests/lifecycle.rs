@@ -561,3 +561,32 @@ db_test!(
         assert_eq!(schedule_syncs(&db).await.unwrap(), 0);
     }
 );
+
+db_test!(
+    resolved_on_the_instance_during_review_withdraws_the_decision,
+    |db| async move {
+        let a = fake(&[spam_report(10)]).await;
+        let w = world(&db, &[&a]).await;
+        drain(&w.services).await;
+        let s1 = w.scope(w.m1).await;
+        let id = open_cases(&db, &s1).await[0].id;
+        claim(&db, &s1, id).await.unwrap();
+        let out = decide(&db, &s1, id, &decision(Action::Suspend, "1"))
+            .await
+            .unwrap();
+        assert_eq!(review_list(&db, &s1).await.unwrap().len(), 1);
+        client(a.url()).resolve_report("10", None).await.unwrap();
+        sync_instance(&w.services, w.instances[0].id).await.unwrap();
+        assert!(review_list(&db, &s1).await.unwrap().is_empty());
+        let s2 = w.scope(w.m2).await;
+        assert!(matches!(
+            approve(&db, &s2, out.decision_id).await,
+            Err(ModError::NotAwaitingApproval)
+        ));
+        let v = case(&db, &s1, id).await.unwrap();
+        assert_eq!(v.case.outcome, Some(Outcome::ResolvedOnInstance));
+        assert_eq!(v.decisions[0].state, DecisionState::Rejected);
+        drain(&w.services).await;
+        assert!(a.account_actions().is_empty());
+    }
+);
