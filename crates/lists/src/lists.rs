@@ -390,7 +390,7 @@ pub async fn create_list(db: &Db, org: OrgId, actor: &Actor, new: &NewList) -> R
         _ => ListsError::Db(DbError::from(e)),
     })?;
     write_list_sources(&mut tx, id, &new.sources).await?;
-    Db::enqueue_in(&mut tx, &rebuild_job(id)).await?;
+    Db::enqueue_in(&mut tx, &rebuild_job(id, 0)).await?;
     append_in(
         &mut tx,
         &actor.audit(
@@ -419,12 +419,13 @@ pub async fn update_list(
     check_policy(policy, sources)?;
     let mut tx = db.begin().await?;
     check_sources_owned(&mut tx, org, sources).await?;
-    on_tx!(&mut tx, c => sqlx::query(
-        "UPDATE lists_lists SET policy = $1, dirty_gen = dirty_gen + 1 WHERE id = $2")
-        .bind(to_json(policy)?).bind(id).execute(c).await.map(|r| r.rows_affected()))
+    let gen: i64 = on_tx!(&mut tx, c => sqlx::query_scalar(
+        "UPDATE lists_lists SET policy = $1, dirty_gen = dirty_gen + 1 WHERE id = $2 \
+         RETURNING dirty_gen")
+        .bind(to_json(policy)?).bind(id).fetch_one(c).await)
     .map_err(DbError::from)?;
     write_list_sources(&mut tx, id, sources).await?;
-    Db::enqueue_in(&mut tx, &rebuild_job(id)).await?;
+    Db::enqueue_in(&mut tx, &rebuild_job(id, gen)).await?;
     let mut entry = actor.audit(
         "lists.list.policy",
         Some(org),
@@ -773,11 +774,11 @@ pub async fn approve_change(db: &Db, org: OrgId, actor: &Actor, change: i64) -> 
             .bind("the published entry changed before approval").bind(now()).bind(change)
             .execute(x).await.map(|r| r.rows_affected()))
         .map_err(DbError::from)?;
-        on_tx!(&mut tx, x => sqlx::query(
-            "UPDATE lists_lists SET dirty_gen = dirty_gen + 1 WHERE id = $1")
-            .bind(c.list_id).execute(x).await.map(|r| r.rows_affected()))
+        let gen: i64 = on_tx!(&mut tx, x => sqlx::query_scalar(
+            "UPDATE lists_lists SET dirty_gen = dirty_gen + 1 WHERE id = $1 RETURNING dirty_gen")
+            .bind(c.list_id).fetch_one(x).await)
         .map_err(DbError::from)?;
-        Db::enqueue_in(&mut tx, &rebuild_job(c.list_id)).await?;
+        Db::enqueue_in(&mut tx, &rebuild_job(c.list_id, gen)).await?;
         tx.commit().await?;
         return Err(ListsError::Conflict(
             "the list changed since this change was held; it will be proposed again".into(),
@@ -1031,9 +1032,13 @@ pub async fn rebuild_list(db: &Db, id: i64) -> Result<RebuildSummary> {
     let mut total = RebuildSummary::default();
     for _round in 0..5 {
         let l = list_row(db, id).await?;
-        let gen: i64 = on_pool!(db, p => sqlx::query_scalar(
-            "SELECT dirty_gen FROM lists_lists WHERE id = $1").bind(id).fetch_one(p).await)
+        let (gen, built): (i64, i64) = on_pool!(db, p => sqlx::query_as(
+            "SELECT dirty_gen, built_gen FROM lists_lists WHERE id = $1").bind(id).fetch_one(p).await)
         .map_err(DbError::from)?;
+        if built >= gen {
+            total.seq = l.seq;
+            break; // an earlier run already built these inputs
+        }
         let merged = compute(db, &l).await?;
         let s = store_rebuild(db, &l, merged, gen).await?;
         total.published += s.published;
@@ -1053,6 +1058,12 @@ pub async fn rebuild_list(db: &Db, id: i64) -> Result<RebuildSummary> {
 async fn store_rebuild(db: &Db, l: &ListRow, merged: Merged, gen: i64) -> Result<RebuildSummary> {
     let policy: Policy = from_json("lists_lists.policy", &l.policy)?;
     let mut tx = db.begin().await?;
+    // Lock the list's row (PostgreSQL; SQLite's write lock is already held) and read the
+    // sequence number inside the transaction: approvals and other rebuilds serialise here.
+    let start_seq: i64 = on_tx!(&mut tx, x => sqlx::query_scalar(
+        "UPDATE lists_lists SET seq = seq WHERE id = $1 RETURNING seq")
+        .bind(l.id).fetch_one(x).await)
+    .map_err(DbError::from)?;
     let cur_rows: Vec<(String, String, Option<String>)> = on_tx!(&mut tx, x => sqlx::query_as(
         "SELECT domain, entry, audit FROM lists_entries WHERE list_id = $1")
         .bind(l.id).fetch_all(x).await)
@@ -1083,7 +1094,7 @@ async fn store_rebuild(db: &Db, l: &ListRow, merged: Merged, gen: i64) -> Result
     let desired: Vec<Entry> = merged.desired.values().map(|(e, _)| e.clone()).collect();
     let diffs = diff_states(&current, &desired);
     let mut summary = RebuildSummary::default();
-    let mut seq = l.seq;
+    let mut seq = start_seq;
     let t = now();
     let mut touched: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut published_rows: Vec<PublishedRow> = Vec::new();
@@ -1188,7 +1199,8 @@ async fn store_rebuild(db: &Db, l: &ListRow, merged: Merged, gen: i64) -> Result
         .map_err(DbError::from)?;
     }
     on_tx!(&mut tx, x => sqlx::query(
-        "UPDATE lists_lists SET seq = $1, built_gen = $2, last_built_at = $3 WHERE id = $4")
+        "UPDATE lists_lists SET seq = $1, built_gen = CASE WHEN built_gen > $2 THEN built_gen ELSE $2 END, \
+         last_built_at = $3 WHERE id = $4")
         .bind(seq).bind(gen).bind(t).bind(l.id).execute(x).await.map(|r| r.rows_affected()))
     .map_err(DbError::from)?;
     if summary.published > 0 {

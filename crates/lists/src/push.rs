@@ -169,8 +169,10 @@ pub async fn subscribe(
         .ok_or(ListsError::NotFound("subscription"))
 }
 
-/// Ends a subscription of `org`. The next plan retracts the blocks Guildhall pushed for that
-/// list only (admin-made and locked ones stay). Audit: `lists.subscription.delete`.
+/// Ends a subscription of `org`. The next plan proposes retracting the blocks Guildhall
+/// pushed for that list only (admin-made and locked ones stay); with no subscription left to
+/// decide the mode, those retractions wait for the admin's approval. Audit:
+/// `lists.subscription.delete`.
 pub async fn unsubscribe(db: &Db, org: OrgId, actor: &Actor, list_id: i64) -> Result<()> {
     let mut tx = db.begin().await?;
     let n = on_tx!(&mut tx, c => sqlx::query(

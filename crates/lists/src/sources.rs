@@ -1045,20 +1045,22 @@ async fn one_refresh(db: &Db, id: i64) -> Result<Refresh> {
 
 /// Marks every list using `source` as needing a rebuild and enqueues the rebuilds.
 pub(crate) async fn mark_lists_dirty(tx: &mut Tx, source: i64) -> Result<()> {
-    let lists: Vec<i64> = on_tx!(tx, c => sqlx::query_scalar(
+    let lists: Vec<(i64, i64)> = on_tx!(tx, c => sqlx::query_as(
         "UPDATE lists_lists SET dirty_gen = dirty_gen + 1 WHERE id IN \
-         (SELECT list_id FROM lists_list_sources WHERE source_id = $1) RETURNING id")
+         (SELECT list_id FROM lists_list_sources WHERE source_id = $1) RETURNING id, dirty_gen")
         .bind(source).fetch_all(c).await)
     .map_err(guildhall_db::DbError::from)?;
-    for l in lists {
-        Db::enqueue_in(tx, &rebuild_job(l)).await?;
+    for (l, gen) in lists {
+        Db::enqueue_in(tx, &rebuild_job(l, gen)).await?;
     }
     Ok(())
 }
 
-pub(crate) fn rebuild_job(list: i64) -> NewJob {
+/// The rebuild job for generation `gen` of a list's inputs (one live job per generation; a
+/// job whose generation was already built does nothing).
+pub(crate) fn rebuild_job(list: i64, gen: i64) -> NewJob {
     NewJob::new(REBUILD_JOB, serde_json::json!({ "list_id": list }))
-        .dedup(format!("{REBUILD_JOB}:{list}"))
+        .dedup(format!("{REBUILD_JOB}:{list}:{gen}"))
 }
 
 /// The differences between two states, by domain.

@@ -101,7 +101,21 @@ db_test!(held_changes_wait_for_a_person, |db| async move {
             .is_empty(),
         "others do not see held changes"
     );
-    // A rebuild does not hold it twice.
+    // A rebuild does not hold it twice (a policy save forces one).
+    let policy = Policy {
+        holds: vec![HoldKind::Suspend, HoldKind::Removal],
+        ..Policy::default()
+    };
+    update_list(
+        &w.db,
+        w.coop,
+        &actor(&w),
+        l.id,
+        &policy,
+        &[ListSource::new(src)],
+    )
+    .await
+    .unwrap();
     let r = rebuild_list(&w.db, l.id).await.unwrap();
     assert_eq!((r.published, r.held), (0, 0));
     let c = approve_change(&w.db, w.coop, &actor(&w), held[0].id)
@@ -135,21 +149,35 @@ db_test!(held_changes_wait_for_a_person, |db| async move {
     reject_change(&w.db, w.coop, &actor(&w), rm.id, "still harmful")
         .await
         .unwrap();
-    let r = rebuild_list(&w.db, l.id).await.unwrap();
-    assert_eq!((r.published, r.held), (0, 0));
-    assert_eq!(list_entries(&w.db, None, l.id).await.unwrap().len(), 2);
-    // A downgrade is not held by this policy: published at once.
+    // The next rebuild publishes an unrelated new domain but does not propose the rejected
+    // removal again.
+    let rows = [("bad.example", "suspend"), ("new.example", "silence")];
     upload_source(
         &w.db,
         w.coop,
         &actor(&w),
         src,
-        mastodon_csv(&[("bad.example", "silence")]).as_bytes(),
+        mastodon_csv(&rows).as_bytes(),
     )
     .await
     .unwrap();
     let r = rebuild_list(&w.db, l.id).await.unwrap();
-    assert_eq!((r.published, r.seq), (1, 3));
+    assert_eq!((r.published, r.held, r.seq), (1, 0, 3));
+    assert!(held_changes(&w.db, w.coop, l.id).await.unwrap().is_empty());
+    assert_eq!(list_entries(&w.db, None, l.id).await.unwrap().len(), 3);
+    // A downgrade is not held by this policy: published at once.
+    let rows = [("bad.example", "silence"), ("new.example", "silence")];
+    upload_source(
+        &w.db,
+        w.coop,
+        &actor(&w),
+        src,
+        mastodon_csv(&rows).as_bytes(),
+    )
+    .await
+    .unwrap();
+    let r = rebuild_list(&w.db, l.id).await.unwrap();
+    assert_eq!((r.published, r.seq), (1, 4));
     let audit = w.db.audit_entries(Some(w.coop), None, 100).await.unwrap();
     for action in [
         "lists.change.approve",
