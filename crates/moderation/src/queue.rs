@@ -140,7 +140,8 @@ pub struct QueueResult {
     pub counts: QueueCounts,
 }
 
-pub(crate) const SUMMARY_COLUMNS: &str = "c.id, c.instance_id, i.base_url, c.target_account_id, \
+pub(crate) const SUMMARY_COLUMNS: &str =
+    "c.id, c.instance_id, '' AS base_url, c.target_account_id, \
      c.target_acct, c.target_remote, c.state, c.outcome, c.category, c.severity, c.language, \
      c.opened_at, c.last_report_at, c.sla_due_at, c.report_count, c.open_report_count, \
      c.claimed_by, c.claim_expires_at, c.closed_at";
@@ -208,13 +209,42 @@ pub(crate) async fn summaries(
     where_sql: &str,
     params: &Params,
 ) -> Result<Vec<CaseSummary>> {
-    let sql = format!(
-        "SELECT {SUMMARY_COLUMNS} FROM mod_cases c JOIN instances i ON i.id = c.instance_id WHERE {where_sql}"
-    );
+    let sql = format!("SELECT {SUMMARY_COLUMNS} FROM mod_cases c WHERE {where_sql}");
     let now = Timestamp::now();
     let rows: Vec<SummaryRow> =
         on_pool!(db, p => bind_params!(sqlx::query_as(&sql), &params.0).fetch_all(p).await)?;
-    rows.into_iter().map(|r| summary_from_row(r, now)).collect()
+    let mut out = rows
+        .into_iter()
+        .map(|r| summary_from_row(r, now))
+        .collect::<Result<Vec<_>>>()?;
+    fill_base_urls(db, &mut out).await?;
+    Ok(out)
+}
+
+/// Fills the instances' base URLs (one query; kept out of the case queries so that the planner
+/// orders the cases by their index alone).
+async fn fill_base_urls(db: &Db, cases: &mut [CaseSummary]) -> Result<()> {
+    let mut ids: Vec<i64> = cases.iter().map(|c| c.instance_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut p = Params::default();
+    let list: Vec<String> = ids.iter().map(|i| p.int(*i)).collect();
+    let sql = format!(
+        "SELECT id, base_url FROM instances WHERE id IN ({})",
+        list.join(", ")
+    );
+    let rows: Vec<(i64, String)> =
+        on_pool!(db, q => bind_params!(sqlx::query_as(&sql), &p.0).fetch_all(q).await)?;
+    let urls: std::collections::HashMap<i64, String> = rows.into_iter().collect();
+    for c in cases {
+        if let Some(u) = urls.get(&c.instance_id) {
+            c.instance_base_url.clone_from(u);
+        }
+    }
+    Ok(())
 }
 
 /// One page of the queue in `scope`: cases in the filter's state (default open) matching every
@@ -283,15 +313,16 @@ pub async fn queue(
     let limit = p.int(i64::from(page.limit.clamp(1, 200)));
     let offset = p.int(i64::from(page.offset));
     let sql = format!(
-        "SELECT {SUMMARY_COLUMNS} FROM mod_cases c JOIN instances i ON i.id = c.instance_id \
+        "SELECT {SUMMARY_COLUMNS} FROM mod_cases c \
          WHERE {where_sql} ORDER BY c.sla_due_at, c.severity DESC, c.id LIMIT {limit} OFFSET {offset}"
     );
     let rows: Vec<SummaryRow> =
         on_pool!(db, q => bind_params!(sqlx::query_as(&sql), &p.0).fetch_all(q).await)?;
-    let cases = rows
+    let mut cases = rows
         .into_iter()
         .map(|r| summary_from_row(r, now))
         .collect::<Result<Vec<_>>>()?;
+    fill_base_urls(db, &mut cases).await?;
 
     // Counts, from the trigger-kept tag counts (no scan of the cases), except the SLA states
     // (time-dependent: two index range counts) and `matching` with several filters.

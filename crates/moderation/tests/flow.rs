@@ -59,6 +59,12 @@ db_test!(
             .unwrap();
         assert_eq!(q.cases.len(), 3, "{:?}", q.cases);
         assert_eq!(q.counts.total, 3);
+        assert!(q.cases.iter().all(|c| c.instance_base_url
+            == if c.instance_id == ia {
+                a.url()
+            } else {
+                b.url()
+            }));
         assert_eq!(q.counts.by_instance, vec![(ia, 2), (ib, 1)]);
         assert!(
             q.cases[0].target_acct.starts_with("alice@"),
