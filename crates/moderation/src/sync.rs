@@ -129,18 +129,33 @@ pub async fn sync_instance(services: &Services, instance_id: i64) -> Result<Sync
         .ok_or(ModError::NotFound("instance"))?;
     let client = client_for(services, instance_id).await?;
     let mut report = SyncReport::default();
-    let rules: Vec<InstanceRule> = client
-        .rules()
-        .await?
-        .into_iter()
-        .map(|r| InstanceRule {
-            id: r.id,
-            text: r.text,
-            hint: r.hint,
-        })
-        .collect();
-    store_rules(db, instance_id, &rules).await?;
-    report.rules = rules.len();
+    // The rules (a decision cites them). A server that refuses them keeps the stored ones;
+    // the refusal is recorded and the reports are still pulled.
+    match client.rules().await {
+        Ok(rules) => {
+            let rules: Vec<InstanceRule> = rules
+                .into_iter()
+                .map(|r| InstanceRule {
+                    id: r.id,
+                    text: r.text,
+                    hint: r.hint,
+                })
+                .collect();
+            store_rules(db, instance_id, &rules).await?;
+            report.rules = rules.len();
+        }
+        Err(e) if !e.is_transient() => {
+            record_error(
+                db,
+                instance_id,
+                "sync",
+                None,
+                &format!("the instance's rules: {e}"),
+            )
+            .await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
 
     let state: Option<(i64, Option<i64>)> = on_pool!(db, p => sqlx::query_as(
         "SELECT high_water, last_full_at FROM mod_sync_state WHERE instance_id = $1")

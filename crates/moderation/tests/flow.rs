@@ -506,6 +506,10 @@ db_test!(
             "/api/v1/admin/reports",
             Injected::json(200, body.to_string()),
         );
+        a.inject_response(
+            "/api/v1/instance/rules",
+            Injected::json(404, r#"{"error":"Record not found"}"#),
+        );
         drain(&w.services).await;
         let s1 = w.scope(w.m1).await;
         let cases = open_cases(&db, &s1).await;
@@ -515,6 +519,11 @@ db_test!(
             errs.iter()
                 .any(|e| e.remote_id.as_deref() == Some("99")
                     && e.message.contains("target_account")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.message.starts_with("the instance's rules")),
             "{errs:?}"
         );
         assert!(
