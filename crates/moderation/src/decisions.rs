@@ -44,6 +44,33 @@ pub struct DecisionOutcome {
     pub state: DecisionState,
 }
 
+/// Whether an error is PostgreSQL's deadlock or serialization failure (the trigger-kept counts
+/// are hot rows; two transactions may meet in opposite orders): safe to run again.
+fn is_retryable(e: &ModError) -> bool {
+    let db_err = match e {
+        ModError::Sqlx(sqlx::Error::Database(d)) => Some(d),
+        ModError::Db(guildhall_db::DbError::Sqlx(sqlx::Error::Database(d))) => Some(d),
+        _ => None,
+    };
+    db_err.is_some_and(|d| matches!(d.code().as_deref(), Some("40P01" | "40001")))
+}
+
+/// Runs a state-changing operation again (up to three times) when the database reports a
+/// deadlock; the operation's transaction was rolled back, so nothing was half done.
+async fn retry_deadlock<T, F, Fut>(mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Err(e) if attempt < 2 && is_retryable(&e) => attempt += 1,
+            r => return r,
+        }
+    }
+}
+
 fn apply_job(decision_id: i64) -> NewJob {
     NewJob::new(
         APPLY_JOB_KIND,
@@ -96,6 +123,15 @@ async fn schedule_delivery(
 /// otherwise the case is closed and, in the same transaction, the delivery steps and the apply
 /// job are written. The claim ends either way. Audited (`moderation.decide`).
 pub async fn decide(
+    db: &Db,
+    scope: &Scope,
+    case_id: i64,
+    d: &NewDecision,
+) -> Result<DecisionOutcome> {
+    retry_deadlock(|| decide_once(db, scope, case_id, d)).await
+}
+
+async fn decide_once(
     db: &Db,
     scope: &Scope,
     case_id: i64,
@@ -228,6 +264,10 @@ async fn decision_for_review(
 /// case closes and, in the same transaction, the delivery steps and the apply job are written.
 /// Audited (`moderation.approve`).
 pub async fn approve(db: &Db, scope: &Scope, decision_id: i64) -> Result<()> {
+    retry_deadlock(|| approve_once(db, scope, decision_id)).await
+}
+
+async fn approve_once(db: &Db, scope: &Scope, decision_id: i64) -> Result<()> {
     let (case_id, instance_id, _) = decision_for_review(db, scope, decision_id).await?;
     let now = Timestamp::now();
     let mut tx = db.begin().await?;
@@ -262,6 +302,10 @@ pub async fn approve(db: &Db, scope: &Scope, decision_id: i64) -> Result<()> {
 /// Rejects a decision awaiting second review (by a moderator other than its decider), with a
 /// note: nothing is sent, the case goes back to the queue. Audited (`moderation.reject`).
 pub async fn reject(db: &Db, scope: &Scope, decision_id: i64, note: &str) -> Result<()> {
+    retry_deadlock(|| reject_once(db, scope, decision_id, note)).await
+}
+
+async fn reject_once(db: &Db, scope: &Scope, decision_id: i64, note: &str) -> Result<()> {
     let (case_id, instance_id, _) = decision_for_review(db, scope, decision_id).await?;
     let now = Timestamp::now();
     let mut tx = db.begin().await?;
@@ -292,6 +336,10 @@ pub async fn reject(db: &Db, scope: &Scope, decision_id: i64, note: &str) -> Res
 /// (required): the case leaves the co-op's queue (state `escalated`), the claim ends and the
 /// reports are unassigned on the instance. Audited (`moderation.escalate`).
 pub async fn escalate(db: &Db, scope: &Scope, case_id: i64, note: &str) -> Result<i64> {
+    retry_deadlock(|| escalate_once(db, scope, case_id, note)).await
+}
+
+async fn escalate_once(db: &Db, scope: &Scope, case_id: i64, note: &str) -> Result<i64> {
     let coop = scope.require_worker()?;
     if note.trim().is_empty() {
         return Err(ModError::invalid("note", "say why the case is escalated"));
