@@ -590,3 +590,78 @@ db_test!(
         assert!(a.account_actions().is_empty());
     }
 );
+
+db_test!(
+    sync_follows_link_pages_and_runs_incremental_passes,
+    |db| async move {
+        let mut seeds = Vec::new();
+        for i in 0..250u64 {
+            seeds.push(
+                ReportSeed::new(1000 + i, REPORTER, 10_000 + i % 50).category(if i % 2 == 0 {
+                    "spam"
+                } else {
+                    "other"
+                }),
+            );
+        }
+        let a = fake(&seeds).await;
+        for i in 0..50u64 {
+            a.add_account(guildhall_fake_mastodon::AccountSeed::remote(
+                10_000 + i,
+                &format!("u{i}"),
+                "far.example",
+            ));
+        }
+        let w = world(&db, &[&a]).await;
+        let inst = w.instances[0].id;
+        let s1 = w.scope(w.m1).await;
+        let r = sync_instance(&w.services, inst).await.unwrap();
+        assert_eq!(
+            (r.full, r.pages, r.seen, r.stored),
+            (true, 2, 250, 250),
+            "{r:?}"
+        );
+        let q = queue(
+            &db,
+            &s1,
+            &QueueFilter::default(),
+            PageRequest {
+                offset: 0,
+                limit: 200,
+                with_counts: true,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(q.counts.total, 50);
+        assert_eq!(q.cases.iter().map(|c| c.report_count).sum::<i64>(), 250);
+        // Nothing new: one page, nothing stored.
+        let r = sync_instance(&w.services, inst).await.unwrap();
+        assert_eq!((r.full, r.pages, r.stored), (false, 1, 0), "{r:?}");
+        // A new report is picked up by the incremental pass (which reads on while a page has news)
+        // and joins its account's case.
+        a.file_report(ReportSeed::new(5000, REPORTER, 10_003).category("legal"));
+        let r = sync_instance(&w.services, inst).await.unwrap();
+        assert_eq!((r.full, r.stored), (false, 1), "{r:?}");
+        let q = queue(
+            &db,
+            &s1,
+            &QueueFilter {
+                category: Some(Category::Legal),
+                ..Default::default()
+            },
+            PageRequest::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(q.cases.len(), 1);
+        assert_eq!(q.cases[0].report_count, 6);
+        // An old report resolved there (beyond the first page) shows up with the next full pass.
+        client(a.url()).resolve_report("1000", None).await.unwrap();
+        on_pool!(&db, p => sqlx::query("UPDATE mod_sync_state SET last_full_at = 0").execute(p).await.map(|r| r.rows_affected())).unwrap();
+        let r = sync_instance(&w.services, inst).await.unwrap();
+        assert!(r.full && r.refetched == 1, "{r:?}");
+        let resolved: bool = on_pool!(&db, p => sqlx::query_scalar("SELECT action_taken FROM mod_reports WHERE remote_id = '1000'").fetch_one(p).await).unwrap();
+        assert!(resolved);
+    }
+);
