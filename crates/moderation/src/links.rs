@@ -110,6 +110,34 @@ pub async fn schedule_syncs(db: &Db) -> Result<u64> {
     Ok(n)
 }
 
+/// Asks for a sync of a linked instance now (a "sync now" button): the scheduled sync job is
+/// moved to now, or one is enqueued. Allowed for the co-op's scopes and the instance's own
+/// owners and admins. Returns whether a job was moved or enqueued.
+pub async fn sync_now(db: &Db, scope: &Scope, instance_id: i64) -> Result<bool> {
+    let link = link_of(db, instance_id).await?;
+    let Some(link) = link else {
+        return Err(ModError::NotFound("link"));
+    };
+    if !scope.sees(instance_id, Some(link.coop.0)) {
+        return Err(ModError::NotFound("link"));
+    }
+    if let ScopeKind::Instance { admin: false, .. } = scope.kind {
+        return Err(ModError::Forbidden(
+            "only the co-op and the instance's owners and admins start a sync".into(),
+        ));
+    }
+    let now = Timestamp::now();
+    let moved = on_pool!(db, p => sqlx::query(
+        "UPDATE jobs SET run_at = $1, updated_at = $1 WHERE kind = 'moderation.sync' AND state = 'queued' \
+         AND dedup_key IN ($2, $3)")
+        .bind(now.0).bind(format!("mod-sync:{instance_id}:0")).bind(format!("mod-sync:{instance_id}:1"))
+        .execute(p).await.map(|r| r.rows_affected()))?;
+    if moved > 0 {
+        return Ok(true);
+    }
+    Ok(db.enqueue(&sync_job(instance_id, 0, None)).await?.is_some())
+}
+
 /// Links `instance_id` to the co-op `coop` with `settings`, as granted by `by`, who must be an
 /// owner or admin of the instance's organisation; `coop` must be a cooperative. An instance is
 /// moderated by at most one co-op: linking again replaces the co-op and the settings (the

@@ -540,6 +540,12 @@ db_test!(
         assert_eq!(d.state, DecisionState::Failed);
         assert!(d.failure.as_deref().unwrap().contains("worker lost"));
         assert_eq!(reconcile_dead_deliveries(&db).await.unwrap(), 0);
+        // "Sync now" moves the scheduled sync to now.
+        assert!(sync_now(&db, &s1, w.instances[0].id).await.unwrap());
+        let due: i64 = on_pool!(&db, p => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM jobs WHERE kind = 'moderation.sync' AND state = 'queued' AND run_at <= $1")
+        .bind(Timestamp::now().0).fetch_one(p).await).unwrap();
+        assert_eq!(due, 1);
         // A sync chain that died is scheduled again, once.
         on_pool!(&db, p => sqlx::query("UPDATE jobs SET state = 'dead' WHERE kind = 'moderation.sync'")
         .execute(p).await.map(|r| r.rows_affected())).unwrap();
