@@ -279,6 +279,15 @@ db_test!(
             let s = if winners[0].0 == 0 { &s1 } else { &s2 };
             release(&db, s, case_id).await.unwrap();
         }
+        let audit = audit_actions(&db).await;
+        assert_eq!(
+            audit.iter().filter(|x| *x == "moderation.claim").count(),
+            25
+        );
+        assert_eq!(
+            audit.iter().filter(|x| *x == "moderation.release").count(),
+            25
+        );
     }
 );
 

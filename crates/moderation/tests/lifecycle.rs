@@ -271,6 +271,8 @@ db_test!(
             Some("not enough evidence")
         );
         assert!(review_list(&db, &s1).await.unwrap().is_empty());
+        let audit = audit_actions(&db).await;
+        assert!(audit.iter().any(|x| x == "moderation.reject"), "{audit:?}");
         // Decisions are checked: a rule must be cited; the note must come from the instance's templates.
         claim(&db, &s2, id).await.unwrap();
         let mut d = decision(Action::Silence, "1");
