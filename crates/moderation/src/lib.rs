@@ -66,7 +66,9 @@ pub use model::{
     Action, CaseState, Category, DecisionState, FilledNote, InstanceRule, LinkSettings,
     NoteTemplate, Outcome, SlaHours, SlaState, TemplateError,
 };
-pub use queue::{queue, CaseSummary, PageRequest, QueueCounts, QueueFilter, QueueResult, RuleRef};
+pub use queue::{
+    queue, CaseSummary, PageRequest, QueueCounts, QueueFilter, QueueResult, RuleRef, COUNT_CAP,
+};
 pub use scope::{Scope, ScopeKind};
 pub use sync::{sync_instance, SyncReport, MEDIA_CAP_BYTES, MEDIA_JOB_KIND};
 

@@ -129,6 +129,21 @@ pub struct QueueCounts {
     pub by_sla: Vec<(SlaState, i64)>,
     /// Per cited rule.
     pub by_rule: Vec<(RuleRef, i64)>,
+    /// Whether a count that needs scanning cases (the SLA states; `matching` with several
+    /// filters) stopped at [`COUNT_CAP`]: such a count means "at least that many".
+    pub capped: bool,
+}
+
+/// The most a count that must scan cases goes up to (so that a page stays fast with a million
+/// reports stored); the other counts are exact.
+pub const COUNT_CAP: i64 = 10_000;
+
+/// `COUNT(*)` of the cases matching `where_sql`, stopping at [`COUNT_CAP`].
+async fn capped_count(db: &Db, where_sql: &str, params: &[crate::sql::Param]) -> Result<i64> {
+    let sql = format!(
+        "SELECT COUNT(*) FROM (SELECT 1 AS one FROM mod_cases c WHERE {where_sql} LIMIT {COUNT_CAP}) capped"
+    );
+    Ok(on_pool!(db, q => bind_params!(sqlx::query_scalar(&sql), params).fetch_one(q).await)?)
 }
 
 /// A page of the queue and its counts.
@@ -377,22 +392,25 @@ pub async fn queue(
     }
     counts.by_category = by_cat.into_iter().collect();
     counts.by_language = by_lang.into_iter().collect();
-    let range_count = |lt: i64| {
-        let mut sp = Params(base.0.clone());
-        let sql = format!(
-            "SELECT COUNT(*) FROM mod_cases c WHERE {base_where} AND c.sla_due_at < {}",
-            sp.int(lt)
-        );
-        (sql, sp)
+    let mut op = Params(base.0.clone());
+    let overdue_where = format!("{base_where} AND c.sla_due_at < {}", op.int(now.0));
+    let overdue = capped_count(db, &overdue_where, &op.0).await?;
+    let mut sp = Params(base.0.clone());
+    let a = sp.int(now.0);
+    let b = sp.int(soon);
+    let soon_where = format!("{base_where} AND c.sla_due_at >= {a} AND c.sla_due_at < {b}");
+    let due_soon = capped_count(db, &soon_where, &sp.0).await?;
+    let ok = if overdue < COUNT_CAP && due_soon < COUNT_CAP {
+        (counts.total - overdue - due_soon).max(0)
+    } else {
+        let mut kp2 = Params(base.0.clone());
+        let ok_where = format!("{base_where} AND c.sla_due_at >= {}", kp2.int(soon));
+        capped_count(db, &ok_where, &kp2.0).await?
     };
-    let (overdue_sql, op) = range_count(now.0);
-    let overdue: i64 = on_pool!(db, q => bind_params!(sqlx::query_scalar(&overdue_sql), &op.0).fetch_one(q).await)?;
-    let (soon_sql, sp) = range_count(soon);
-    let before_soon: i64 =
-        on_pool!(db, q => bind_params!(sqlx::query_scalar(&soon_sql), &sp.0).fetch_one(q).await)?;
+    counts.capped |= overdue >= COUNT_CAP || due_soon >= COUNT_CAP || ok >= COUNT_CAP;
     counts.by_sla = vec![
-        (SlaState::Ok, (counts.total - before_soon).max(0)),
-        (SlaState::DueSoon, before_soon - overdue),
+        (SlaState::Ok, ok),
+        (SlaState::DueSoon, due_soon),
         (SlaState::Overdue, overdue),
     ];
     // Cases matching every filter: from the counts when at most one tag-like filter is set.
@@ -410,9 +428,10 @@ pub async fn queue(
         || filter.sla.is_some()
         || filter.unclaimed;
     counts.matching = if other_filters || tag_filters > 1 {
-        let count_sql = format!("SELECT COUNT(*) FROM mod_cases c WHERE {where_sql}");
         let fp = &p.0[..p.0.len() - 2];
-        on_pool!(db, q => bind_params!(sqlx::query_scalar(&count_sql), fp).fetch_one(q).await)?
+        let n = capped_count(db, &where_sql, fp).await?;
+        counts.capped |= n >= COUNT_CAP;
+        n
     } else if let Some(i) = filter.instance {
         tag_n.get(&(i, "all".to_owned())).copied().unwrap_or(0)
     } else {
