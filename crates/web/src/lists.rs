@@ -1750,8 +1750,12 @@ struct ListPageT {
     sources: Vec<PolicySourceView>,
     held: Vec<ChangeView>,
     recent: Vec<ChangeView>,
+    entries: Vec<(String, String, String)>,
     new_token: Option<String>,
 }
+
+/// Entries shown on a list's page (the feeds have all of them).
+const PAGE_ENTRIES: usize = 500;
 
 impl ListPageT {
     fn holds_has(&self, h: &&str) -> bool {
@@ -1822,6 +1826,15 @@ async fn render_list_page(
         .filter(|c| c.status != ChangeStatus::Held)
         .map(change_view)
         .collect();
+    let entries = lists_api::list_entries(&st.db, Some(org), id)
+        .await?
+        .into_iter()
+        .take(PAGE_ENTRIES)
+        .map(|e| {
+            let why = evidence_text(&e.audit).join("; ");
+            (e.entry.domain.clone(), entry_text(&Some(e.entry)), why)
+        })
+        .collect();
     let page = ListPageT {
         l: layout(st, ctx, &format!("List {}", list.name)).await?,
         org_id: org.0,
@@ -1834,6 +1847,7 @@ async fn render_list_page(
         sources,
         held,
         recent,
+        entries,
         new_token,
         list,
     };

@@ -520,6 +520,15 @@ db_test!(
         let r = c.get(&format!("/api/v1/orgs/{org_a}/lists/{list}")).await;
         assert_eq!(r.json()["list"]["policy"]["holds"], json!([]));
         assert_eq!(r.json()["list"]["size"], 3, "{}", r.body);
+        // The page lists the entries with why each is there.
+        let r = c.get(&list_page).await;
+        assert!(r.body.contains("worse.example"), "{}", r.body);
+        assert!(
+            r.body
+                .contains("1 source(s), score 100% of the trust weight"),
+            "{}",
+            r.body
+        );
 
         // The index pages.
         let r = c.get(&format!("/orgs/{org_a}/lists")).await;
