@@ -1209,9 +1209,9 @@ async fn do_create_list(st: &AppState, ctx: &Ctx, f: &Fields) -> Result<List, Ap
 }
 
 async fn do_update_list(st: &AppState, ctx: &Ctx, f: &Fields) -> Result<List, AppError> {
+    f.required("plan")?;
     let org = ctx.org_id()?;
     let id = ctx.id("list")?;
-    f.required("plan")?;
     let (policy, sources) = policy_from(st, org, f).await?;
     Ok(lists_api::update_list(&st.db, org, &actor(ctx)?, id, &policy, &sources).await?)
 }
@@ -1915,9 +1915,9 @@ async fn list_delete_page(
     Extension(ctx): Extension<Ctx>,
     Input(f): Input,
 ) -> Result<Response, AppError> {
+    let confirm = f.required("confirm")?;
     let org = ctx.org_id()?;
     let id = ctx.id("list")?;
-    let confirm = f.required("confirm")?;
     let l = lists_api::list(&st.db, Some(org), id).await?;
     if l.org_id != org {
         return Err(AppError::NotFound);
@@ -2111,9 +2111,9 @@ async fn source_delete_page(
     Extension(ctx): Extension<Ctx>,
     Input(f): Input,
 ) -> Result<Response, AppError> {
+    let confirm = f.required("confirm")?;
     let org = ctx.org_id()?;
     let id = ctx.id("source")?;
-    let confirm = f.required("confirm")?;
     let s = sources::source(&st.db, org, id).await?;
     if confirm.trim() != s.name {
         return Err(AppError::invalid(
@@ -2786,6 +2786,7 @@ async fn api_subscribe(
     Extension(ctx): Extension<Ctx>,
     Input(f): Input,
 ) -> Result<Response, AppError> {
+    f.required("mode")?;
     let s = do_subscribe(&st, &ctx, ctx.id("list")?, &f).await?;
     Ok(Json(json!({ "subscription": s })).into_response())
 }
