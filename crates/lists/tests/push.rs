@@ -244,3 +244,36 @@ db_test!(
         assert_eq!(f.blocked_domains(), ["two.example"]);
     }
 );
+
+db_test!(the_registered_jobs_run_in_a_real_worker, |db| async move {
+    use guildhall_db::jobs::{run_worker, Registry, WorkerConfig};
+    let w = world(db).await;
+    let mut registry = Registry::new();
+    guildhall_lists::register_jobs(&mut registry, &w.svc);
+    let mut kinds: Vec<&str> = guildhall_lists::JOB_KINDS.to_vec();
+    kinds.sort_unstable();
+    assert_eq!(registry.kinds(), kinds);
+    let (_, list) = upload_list(&w, &[("w1.example", "silence"), ("w2.example", "noop")]).await;
+    let f = fake(|b| b).await;
+    let inst = instance_org(&w, "inst.example", &f).await;
+    subscribe(&w.db, inst, &actor(&w), list, Mode::Automatic, 10, None)
+        .await
+        .unwrap();
+    let config = WorkerConfig {
+        poll_interval: Duration::from_millis(20),
+        ..WorkerConfig::new()
+    };
+    let fk = &f;
+    run_worker(w.db.clone(), registry, config, async move {
+        for _ in 0..500 {
+            if fk.blocked_domains().len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let mut b = f.blocked_domains();
+    b.sort();
+    assert_eq!(b, ["w1.example", "w2.example"]);
+});
