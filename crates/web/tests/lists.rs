@@ -103,6 +103,37 @@ async fn reimport(db: &Db, org: OrgId, bytes: &[u8]) -> BTreeMap<String, Entry> 
         .collect()
 }
 
+/// The pages' accessibility rules (as `http.rs` checks the core pages): landmarks, the
+/// labelled navigation, and every visible control with an id and a `<label for>`.
+fn check_accessible(path: &str, html: &str) {
+    for needle in [
+        "<main id=\"main\"",
+        "class=\"skip\" href=\"#main\"",
+        "<html lang=\"en\">",
+        "<nav aria-label=\"Main\">",
+    ] {
+        assert!(html.contains(needle), "{path}: no {needle}");
+    }
+    for tag in ["<input", "<select", "<textarea"] {
+        for (i, _) in html.match_indices(tag) {
+            let end = html[i..].find('>').map(|e| i + e).unwrap_or(html.len());
+            let el = &html[i..end];
+            if el.contains("type=\"hidden\"") {
+                continue;
+            }
+            let id_at = el
+                .find(" id=\"")
+                .unwrap_or_else(|| panic!("{path}: control without id: {el}"));
+            let id = &el[id_at + 5..];
+            let id = &id[..id.find('"').unwrap_or(id.len())];
+            assert!(
+                html.contains(&format!("<label for=\"{id}\"")),
+                "{path}: no label for #{id}"
+            );
+        }
+    }
+}
+
 fn by_domain(entries: Vec<Entry>) -> BTreeMap<String, Entry> {
     entries.into_iter().map(|e| (e.domain.clone(), e)).collect()
 }
@@ -385,11 +416,13 @@ db_test!(
         let page = r.location().unwrap().to_owned();
         let r = c.get(&page).await;
         assert_eq!(r.status, StatusCode::OK);
+        check_accessible("source page", &r.body);
         assert!(r.body.contains("Garden list"));
         assert!(r.body.contains("warnings"), "{}", r.body);
         assert!(r.body.contains("line 4"), "{}", r.body);
         let source: i64 = page.rsplit('/').next().unwrap().parse().unwrap();
         let r = c.get(&format!("/orgs/{org_a}/sources")).await;
+        check_accessible("sources page", &r.body);
         assert!(r.body.contains("Garden list") && r.body.contains("warnings"));
 
         // A URL source without a URL is refused, naming the field.
@@ -428,6 +461,7 @@ db_test!(
         let mut m = signed_in(&db, &app, modr).await;
         let r = m.get(&list_page).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        check_accessible("list page (moderator)", &r.body);
         assert!(r.body.contains("evil.example"));
         assert!(r.body.contains("Garden list says suspend"), "{}", r.body);
         assert!(r.body.contains("meh.example"));
@@ -533,6 +567,8 @@ db_test!(
         // The index pages.
         let r = c.get(&format!("/orgs/{org_a}/lists")).await;
         assert_eq!(r.status, StatusCode::OK);
+        check_accessible("lists page", &r.body);
+        check_accessible("list page (owner)", &c.get(&list_page).await.body);
         assert!(r.body.contains("Reviewed"));
         assert_eq!(
             m.get(&format!("/orgs/{org_a}/lists")).await.status,
@@ -893,6 +929,11 @@ db_test!(an_instance_subscribes_locks_and_votes, |db| async move {
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
     let r = i.get(&format!("/orgs/{inst}/defederation")).await;
     assert_eq!(r.status, StatusCode::OK);
+    check_accessible("defederation page (instance)", &r.body);
+    check_accessible(
+        "defederation page (co-op)",
+        &c.get(&format!("/orgs/{coop}/defederation")).await.body,
+    );
     assert!(r.body.contains("harass.example") && r.body.contains("a wave of harassment"));
 });
 
@@ -1019,6 +1060,7 @@ db_test!(
         planned.sort();
         assert_eq!(planned, ["create gone-soon.example", "create spam.example"]);
         let page = i.get(&format!("/orgs/{inst}/subscriptions")).await;
+        check_accessible("subscriptions page with a pending diff", &page.body);
         assert!(page.body.contains("Apply this diff"), "{}", page.body);
         assert!(page.body.contains("spam.example") && page.body.contains("gone-soon.example"));
         assert!(
@@ -1059,6 +1101,7 @@ db_test!(
         assert_eq!(managed, ["gone-soon.example", "spam.example"]);
         let r = i.get(&format!("/orgs/{inst}/pushes/{push}")).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        check_accessible("push page", &r.body);
         assert!(r.body.contains("spam.example") && r.body.contains(">done<"));
         let r = i.get(&format!("/orgs/{inst}/subscriptions")).await;
         assert!(r.body.contains(&format!("/orgs/{inst}/pushes/{push}")));
