@@ -1241,7 +1241,7 @@ type PublishedRow = (
 );
 
 async fn insert_published(tx: &mut Tx, list: i64, rows: &[PublishedRow], t: i64) -> Result<()> {
-    for chunk in rows.chunks(300) {
+    for chunk in rows.chunks(64) {
         let mut sql = String::from(
             "INSERT INTO lists_changes (list_id, created_at, decided_at, status, seq, domain, op, \
              before_json, after_json, audit) VALUES ",
@@ -1279,7 +1279,7 @@ async fn upsert_entries(
     list: i64,
     rows: &[(String, String, Option<String>)],
 ) -> Result<()> {
-    for chunk in rows.chunks(500) {
+    for chunk in rows.chunks(100) {
         let mut sql =
             String::from("INSERT INTO lists_entries (list_id, domain, entry, audit) VALUES ");
         for i in 0..chunk.len() {

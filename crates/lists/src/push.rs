@@ -1065,7 +1065,7 @@ async fn insert_push(
          RETURNING id")
         .bind(org.0).bind(status.as_str()).bind(reason).bind(now()).fetch_one(c).await)
     .map_err(DbError::from)?;
-    for (ci, chunk) in steps.chunks(200).enumerate() {
+    for (ci, chunk) in steps.chunks(64).enumerate() {
         let mut sql = String::from(
             "INSERT INTO lists_push_steps (push_id, state, position, op, domain, before_json, \
              desired, list_id, list_name, remote_id) VALUES ",
@@ -1088,7 +1088,7 @@ async fn insert_push(
                 b + 7
             ));
             rows.push((
-                i64::try_from(ci * 200 + i).unwrap_or(i64::MAX),
+                i64::try_from(ci * 64 + i).unwrap_or(i64::MAX),
                 s.op.as_str(),
                 s.domain.as_str(),
                 s.before.as_ref().map(to_json).transpose()?,

@@ -1186,7 +1186,7 @@ pub(crate) async fn insert_source_changes(
     refresh: i64,
     changes: &[(String, ChangeOp, Option<Entry>, Option<Entry>)],
 ) -> Result<()> {
-    const CHUNK: usize = 400;
+    const CHUNK: usize = 64;
     for chunk in changes.chunks(CHUNK) {
         let mut rows = Vec::with_capacity(chunk.len());
         for (d, op, b, a) in chunk {
