@@ -2025,7 +2025,11 @@ struct SourcePageT {
     refresh_minutes: i64,
     problems: Vec<ProblemView>,
     refreshes: Vec<RefreshView>,
+    last_changes: Vec<(String, String, String, String)>,
 }
+
+/// Changes of the last refresh shown on a source's page (the API pages through all).
+const PAGE_SOURCE_CHANGES: u32 = 200;
 
 /// `GET /orgs/{org}/sources/{source}`.
 async fn source_page(
@@ -2035,8 +2039,26 @@ async fn source_page(
     let org = ctx.org_id()?;
     let id = ctx.id("source")?;
     let s = sources::source(&st.db, org, id).await?;
-    let refreshes = sources::refreshes(&st.db, org, id, 30)
-        .await?
+    let refreshes = sources::refreshes(&st.db, org, id, 30).await?;
+    let last_changes = match refreshes
+        .iter()
+        .find(|r| r.added + r.changed + r.removed > 0)
+    {
+        Some(r) => sources::source_changes(&st.db, org, id, Some(r.id), None, PAGE_SOURCE_CHANGES)
+            .await?
+            .into_iter()
+            .map(|c| {
+                (
+                    c.domain,
+                    name_of(&c.op),
+                    entry_text(&c.before),
+                    entry_text(&c.after),
+                )
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let refreshes = refreshes
         .into_iter()
         .map(|r| RefreshView {
             at: fmt_time(Some(r.at)),
@@ -2066,6 +2088,7 @@ async fn source_page(
         refresh_minutes: s.refresh_secs / 60,
         problems,
         refreshes,
+        last_changes,
         s: source_row(&s),
     })
 }

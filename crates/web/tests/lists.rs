@@ -508,6 +508,30 @@ db_test!(
             "domain,severity\nevil.example,suspend\nmeh.example,silence\nworse.example,suspend\n",
         )
         .await;
+        let r = c.get(&format!("/orgs/{org_a}/sources/{source}")).await;
+        check_accessible("source page after an upload", &r.body);
+        assert!(r.body.contains("last-changes"), "{}", r.body);
+        assert!(r.body.contains("worse.example"));
+        let r = c
+            .get(&format!("/api/v1/orgs/{org_a}/sources/{source}/changes"))
+            .await;
+        let ops: Vec<String> = r.json()["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c["op"].as_str().unwrap(),
+                    c["domain"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(
+            ops,
+            ["add evil.example", "add meh.example", "add worse.example"],
+            "every refresh is kept as changes"
+        );
         rebuild_list(&db, list).await.unwrap();
         let held = m
             .get(&format!("/api/v1/orgs/{org_a}/lists/{list}/held"))
