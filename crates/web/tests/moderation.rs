@@ -1,0 +1,497 @@
+//! The moderation pages and JSON API through the router, on both databases: the queue with
+//! filters and counts, the case view (blurred media, copied bytes served safely), claims (one
+//! holder), decisions (checked fields, second review never by the decider), escalation,
+//! release, delivery to a fake instance by the in-process worker, and tenancy (another co-op
+//! and another instance's admin get 404).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod moderation_world;
+
+use axum::http::{Method, StatusCode};
+use common::*;
+use guildhall_db::{db_test, Db};
+use moderation_world::*;
+use serde_json::{json, Value};
+
+fn api(org: guildhall_core::OrgId, rest: &str) -> String {
+    format!("/api/v1/orgs/{}/moderation{rest}", org.0)
+}
+
+fn page(org: guildhall_core::OrgId, rest: &str) -> String {
+    format!("/orgs/{}/moderation{rest}", org.0)
+}
+
+fn case_of(cases: &[Value], pred: impl Fn(&Value) -> bool) -> &Value {
+    cases.iter().find(|c| pred(c)).expect("a case")
+}
+
+async fn app_for(db: &Db) -> axum::Router {
+    guildhall_web::router(state(db))
+}
+
+db_test!(
+    moderation_http_queue_claim_decide_review_escalate_deliver,
+    |db| async move {
+        let a = fake(&[spam_report(10), rude_report(11)]).await;
+        let b = fake(&[spam_report(20)]).await;
+        let w = world(&db, "coop", &[&a, &b]).await;
+        let (ia, ib) = (w.instances[0].id, w.instances[1].id);
+        drain(&w.services).await;
+        let app = app_for(&db).await;
+        let mut m1 = signed_in(&db, &app, w.m1).await;
+        let mut m2 = signed_in(&db, &app, w.m2).await;
+
+        // The queue: both instances, counts per filter, most urgent first.
+        let r = m1.get(&api(w.coop, "/queue")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let q = r.json();
+        let cases = q["cases"].as_array().unwrap().clone();
+        assert_eq!(cases.len(), 3, "{q}");
+        assert_eq!(q["counts"]["total"], 3);
+        assert_eq!(cases[0]["category"], "violation");
+        let by_instance = q["counts"]["by_instance"].as_array().unwrap();
+        assert!(
+            by_instance.contains(&json!({"instance_id": ia, "count": 2})),
+            "{q}"
+        );
+        assert!(
+            by_instance.contains(&json!({"instance_id": ib, "count": 1})),
+            "{q}"
+        );
+        let qb = m1
+            .get(&api(w.coop, &format!("/queue?instance={ib}")))
+            .await
+            .json();
+        assert_eq!(qb["cases"].as_array().unwrap().len(), 1);
+        assert_eq!(qb["counts"]["matching"], 1);
+        let qs = m1
+            .get(&api(w.coop, "/queue?category=spam&language=en"))
+            .await
+            .json();
+        assert_eq!(qs["cases"].as_array().unwrap().len(), 2, "{qs}");
+        let qr = m1
+            .get(&api(w.coop, &format!("/queue?rule={ia}%3A1")))
+            .await
+            .json();
+        assert_eq!(qr["cases"].as_array().unwrap().len(), 1, "{qr}");
+        let qp = m1.get(&api(w.coop, "/queue?limit=1&offset=1")).await.json();
+        assert_eq!(qp["cases"][0]["id"], cases[1]["id"]);
+        let r = m1.get(&api(w.coop, "/queue?sla=late")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert_eq!(r.error_code(), "invalid_input");
+        assert_eq!(r.json()["error"]["field"], "sla");
+
+        // The queue page lists the cases with their counts.
+        let r = m1.get(&page(w.coop, "")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(r.body.contains("3 of 3 cases match"), "{}", r.body);
+        assert!(r.body.contains("spammer@bad.example"));
+        let r = m1.get(&page(w.coop, &format!("?instance={ib}"))).await;
+        assert!(r.body.contains("1 of 3 cases match"), "{}", r.body);
+
+        // The case view: text of the status, media blurred behind a reveal button, bytes served
+        // as an image that cannot run as a page.
+        let spam_a = case_of(&cases, |c| {
+            c["instance_id"] == ia && c["target_acct"] == "spammer@bad.example"
+        })["id"]
+            .as_i64()
+            .unwrap();
+        let spam_b = case_of(&cases, |c| c["instance_id"] == ib)["id"]
+            .as_i64()
+            .unwrap();
+        let rude_a = case_of(&cases, |c| c["category"] == "violation")["id"]
+            .as_i64()
+            .unwrap();
+        let view = m1
+            .get(&api(w.coop, &format!("/cases/{spam_a}")))
+            .await
+            .json();
+        assert_eq!(
+            view["allowed_actions"],
+            json!(["sensitive", "silence", "suspend"])
+        );
+        assert_eq!(view["history"].as_array().unwrap().len(), 1, "{view}");
+        let media_id = view["reports"][0]["statuses"][0]["media"][0]["id"]
+            .as_i64()
+            .unwrap();
+        let r = m1.get(&page(w.coop, &format!("/cases/{spam_a}"))).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.body.contains("buy now &#38; save"), "{}", r.body);
+        assert!(r.body.contains(&format!(
+            "<figure class=\"mod-media\" id=\"media-{media_id}\">"
+        )));
+        assert!(r.body.contains("class=\"mod-reveal\""));
+        assert!(r.body.contains("Claim this case"));
+        assert!(
+            !r.body.contains("id=\"decide-form\""),
+            "no decision form before claiming"
+        );
+        let r = m1.get(&page(w.coop, &format!("/media/{media_id}"))).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.headers["content-type"], "image/png");
+        assert_eq!(r.headers["x-content-type-options"], "nosniff");
+        assert!(r.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox"));
+        assert_eq!(
+            m1.get(&page(w.coop, "/media/999999")).await.status,
+            StatusCode::NOT_FOUND
+        );
+
+        // Claims: one holder; the other gets a conflict and cannot decide.
+        let r = m1
+            .json(
+                Method::POST,
+                &api(w.coop, &format!("/cases/{spam_a}/claim")),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.json()["claim"]["moderator"], w.m1.0);
+        let r = m2
+            .json(
+                Method::POST,
+                &api(w.coop, &format!("/cases/{spam_a}/claim")),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert_eq!(r.error_code(), "conflict");
+        let good = json!({
+            "action": "silence", "rule_ids": ["1"], "template": "warn",
+            "ph_rule": "1", "ph_instance": "our instance", "private_note": "again", "notify_user": true,
+        });
+        let r = m2
+            .json(
+                Method::POST,
+                &api(w.coop, &format!("/cases/{spam_a}/decide")),
+                good.clone(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+
+        // Decisions are checked field by field.
+        for (body, field) in [
+            (json!({"action": "silence", "rule_ids": []}), "rule_ids"),
+            (json!({"action": "ban", "rule_ids": ["1"]}), "action"),
+            (json!({"action": "disable", "rule_ids": ["1"]}), "action"),
+            (json!({"action": "silence", "rule_ids": ["9"]}), "rule_ids"),
+            (
+                json!({"action": "silence", "rule_ids": ["1"], "template": "warn", "ph_rule": "1"}),
+                "template",
+            ),
+            (
+                json!({"action": "silence", "rule_ids": ["1"], "template": "nope"}),
+                "template",
+            ),
+        ] {
+            let r = m1
+                .json(
+                    Method::POST,
+                    &api(w.coop, &format!("/cases/{spam_a}/decide")),
+                    body.clone(),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+            assert_eq!(r.json()["error"]["field"], field, "{body}: {}", r.body);
+        }
+        let r = m1
+            .json(
+                Method::POST,
+                &api(w.coop, &format!("/cases/{spam_a}/decide")),
+                good,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        assert_eq!(r.json()["decision"]["state"], "pending");
+
+        // The worker delivers it to the fake instance; the case shows it delivered.
+        drain(&w.services).await;
+        let acts = a.account_actions();
+        assert_eq!(acts.len(), 1, "{acts:?}");
+        assert_eq!(
+            (acts[0].account_id, acts[0].kind.as_str()),
+            (SPAMMER, "silence")
+        );
+        assert_eq!(acts[0].report_id.as_deref(), Some("10"));
+        assert_eq!(
+            acts[0].text.as_deref(),
+            Some("Your account broke rule 1 of our instance.")
+        );
+        assert_eq!(a.report_resolved(10), Some(true));
+        let view = m1
+            .get(&api(w.coop, &format!("/cases/{spam_a}")))
+            .await
+            .json();
+        assert_eq!(view["case"]["state"], "closed");
+        assert_eq!(view["decisions"][0]["state"], "delivered", "{view}");
+        let r = m1.get(&page(w.coop, &format!("/cases/{spam_a}"))).await;
+        assert!(r.body.contains("state-delivered"), "{}", r.body);
+
+        // A suspend through the page forms waits for a second moderator, never its decider.
+        m2.load_csrf(&page(w.coop, "")).await;
+        let r = m2
+            .post_form(&page(w.coop, &format!("/cases/{spam_b}/claim")), &[])
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let r = m2.get(&page(w.coop, &format!("/cases/{spam_b}"))).await;
+        assert!(r.body.contains("id=\"decide-form\""));
+        assert!(r.body.contains("suspend — waits for a second moderator"));
+        let r = m2
+            .post_form(
+                &page(w.coop, &format!("/cases/{spam_b}/decide")),
+                &[
+                    ("action", "suspend"),
+                    ("rule_ids", "1"),
+                    ("template", ""),
+                    ("private_note", "bot"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        drain(&w.services).await;
+        assert!(b.account_actions().is_empty());
+        let review = m2.get(&api(w.coop, "/review")).await.json();
+        let pending = review["pending"].as_array().unwrap();
+        assert_eq!(pending.len(), 1, "{review}");
+        let decision = pending[0]["decision"]["id"].as_i64().unwrap();
+        let r = m2
+            .json(
+                Method::POST,
+                &api(w.coop, &format!("/decisions/{decision}/approve")),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        let r = m2.get(&page(w.coop, "/review")).await;
+        assert!(
+            r.body.contains("another moderator must review it"),
+            "{}",
+            r.body
+        );
+        assert!(!r.body.contains(&format!("id=\"approve-{decision}\"")));
+        m1.load_csrf(&page(w.coop, "/review")).await;
+        let r = m1.get(&page(w.coop, "/review")).await;
+        assert!(
+            r.body.contains(&format!("id=\"approve-{decision}\"")),
+            "{}",
+            r.body
+        );
+        let r = m1
+            .post_form(
+                &page(w.coop, &format!("/decisions/{decision}/approve")),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let r = m1
+            .json(
+                Method::POST,
+                &api(w.coop, &format!("/decisions/{decision}/reject")),
+                json!({"note": "late"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        drain(&w.services).await;
+        let acts = b.account_actions();
+        assert_eq!(acts.len(), 1, "{acts:?}");
+        assert_eq!(acts[0].kind, "suspend");
+
+        // Release, then escalate with a note (required).
+        let r = m1
+            .json(
+                Method::POST,
+                &api(w.coop, &format!("/cases/{rude_a}/claim")),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+        let r = m1
+            .json(
+                Method::POST,
+                &api(w.coop, &format!("/cases/{rude_a}/release")),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let r = m1
+            .json(
+                Method::POST,
+                &api(w.coop, &format!("/cases/{rude_a}/escalate")),
+                json!({"note": "theirs"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "not claimed: {}", r.body);
+        m2.json(
+            Method::POST,
+            &api(w.coop, &format!("/cases/{rude_a}/claim")),
+            json!({}),
+        )
+        .await;
+        let r = m2
+            .json(
+                Method::POST,
+                &api(w.coop, &format!("/cases/{rude_a}/escalate")),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert_eq!(r.json()["error"]["field"], "note");
+        let r = m2
+            .json(
+                Method::POST,
+                &api(w.coop, &format!("/cases/{rude_a}/escalate")),
+                json!({"note": "local context"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let view = m1
+            .get(&api(w.coop, &format!("/cases/{rude_a}")))
+            .await
+            .json();
+        assert_eq!(view["case"]["state"], "escalated");
+        assert_eq!(view["escalations"][0]["note"], "local context");
+        let q = m1.get(&api(w.coop, "/queue")).await.json();
+        assert_eq!(q["counts"]["total"], 0, "{q}");
+
+        // Audit: claim, decision, approval, escalation.
+        let actions: Vec<String> = db
+            .audit_entries(None, None, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        for a in [
+            "moderation.claim",
+            "moderation.release",
+            "moderation.decide",
+            "moderation.approve",
+            "moderation.escalate",
+        ] {
+            assert!(
+                actions.iter().any(|x| x == a),
+                "{a} not audited: {actions:?}"
+            );
+        }
+    }
+);
+
+db_test!(moderation_http_tenancy_and_instance_view, |db| async move {
+    let a = fake(&[spam_report(10)]).await;
+    let b = fake(&[rude_report(20)]).await;
+    let other = fake(&[spam_report(30)]).await;
+    let w = world(&db, "first", &[&a, &b]).await;
+    let w2 = world(&db, "second", &[&other]).await;
+    let (ia, ib) = (w.instances[0].id, w.instances[1].id);
+    drain(&w.services).await;
+    drain(&w2.services).await;
+    let app = app_for(&db).await;
+    let mut m1 = signed_in(&db, &app, w.m1).await;
+    let mut stranger = signed_in(&db, &app, w2.m1).await;
+    let q = m1.get(&api(w.coop, "/queue")).await.json();
+    let cases = q["cases"].as_array().unwrap().clone();
+    assert_eq!(cases.len(), 2, "{q}");
+    let case_a = case_of(&cases, |c| c["instance_id"] == ia)["id"]
+        .as_i64()
+        .unwrap();
+    let case_b = case_of(&cases, |c| c["instance_id"] == ib)["id"]
+        .as_i64()
+        .unwrap();
+
+    // Another co-op's moderator: its own queue has only its own case; ours are 404 even
+    // through its own organisation's paths.
+    let q2 = stranger.get(&api(w2.coop, "/queue")).await.json();
+    assert_eq!(q2["cases"].as_array().unwrap().len(), 1, "{q2}");
+    assert_ne!(q2["cases"][0]["id"], case_a);
+    for path in [
+        api(w2.coop, &format!("/cases/{case_a}")),
+        page(w2.coop, &format!("/cases/{case_a}")),
+    ] {
+        let r = stranger.get(&path).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {}", r.body);
+    }
+    let r = stranger
+        .json(
+            Method::POST,
+            &api(w2.coop, &format!("/cases/{case_a}/claim")),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    assert_eq!(r.error_code(), "not_found");
+    let r = stranger
+        .get(&api(w.coop, &format!("/cases/{case_a}")))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Decide case A (delivered) so that the instance admin has an outcome to see.
+    m1.json(
+        Method::POST,
+        &api(w.coop, &format!("/cases/{case_a}/claim")),
+        json!({}),
+    )
+    .await;
+    let r = m1
+        .json(
+            Method::POST,
+            &api(w.coop, &format!("/cases/{case_a}/decide")),
+            json!({"action": "sensitive", "rule_ids": ["1"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    drain(&w.services).await;
+
+    // Instance A's admin: only instance A's cases and decisions, with the outcome.
+    let admin_a = &w.instances[0];
+    let mut adm = signed_in(&db, &app, admin_a.admin).await;
+    let q = adm
+        .get(&api(admin_a.org, "/queue?state=closed"))
+        .await
+        .json();
+    let ids: Vec<i64> = q["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![case_a], "{q}");
+    let r = adm
+        .get(&api(admin_a.org, &format!("/cases/{case_b}")))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = adm
+        .get(&api(admin_a.org, &format!("/cases/{case_a}")))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let ds = adm.get(&api(admin_a.org, "/decisions")).await.json();
+    assert_eq!(ds["instance_id"], ia);
+    let list = ds["decisions"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{ds}");
+    assert_eq!(
+        (list[0]["action"].as_str(), list[0]["state"].as_str()),
+        (Some("sensitive"), Some("delivered"))
+    );
+    let r = adm.get(&page(admin_a.org, "/instance")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("state-delivered"), "{}", r.body);
+    assert!(r.body.contains(&format!("Case {case_a}")));
+    assert!(!r.body.contains(&format!("Case {case_b}<")));
+    // The instance admin sees but does not work cases.
+    let r = adm
+        .json(
+            Method::POST,
+            &api(admin_a.org, &format!("/cases/{case_a}/claim")),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let dsb = adm.get(&api(w.instances[1].org, "/decisions")).await;
+    assert_eq!(
+        dsb.status,
+        StatusCode::NOT_FOUND,
+        "not a member of instance B's organisation"
+    );
+});
