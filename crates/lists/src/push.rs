@@ -1254,8 +1254,9 @@ async fn execute(client: &Client, s: &PushStep) -> std::result::Result<StepResul
 }
 
 /// Runs a push now (what the `lists.push` job runs; no tenant check): its pending steps in
-/// order, each marked done (and the managed-block record written) in one transaction right
-/// after the instance accepted it. A transient failure (outage, rate limit beyond the
+/// order, each marked done right after the instance accepted it (the managed-block record is
+/// written just before; a crash in between leaves the step pending and the next run adopts
+/// the block). A transient failure (outage, rate limit beyond the
 /// client's patience) leaves the step pending and returns the error, so the job retries and
 /// resumes there. When every step was attempted the push is done and a new plan is enqueued.
 pub async fn run_push(svc: &Services, id: i64) -> Result<Push> {
@@ -1284,20 +1285,21 @@ pub async fn run_push(svc: &Services, id: i64) -> Result<Push> {
                 return Err(e);
             }
         };
-        let mut tx = db.begin().await?;
+        // Two autocommitted writes, ownership first: a crash between them leaves the step
+        // pending with its block recorded, and the next run adopts the block (idempotent).
         let t = now();
         match &r {
             StepResult::Done(remote) => {
                 match (&s.op, &s.desired) {
                     (StepOp::Delete, _) | (_, None) => {
-                        on_tx!(&mut tx, c => sqlx::query(
+                        on_pool!(db, c => sqlx::query(
                             "DELETE FROM lists_managed WHERE org_id = $1 AND domain = $2")
                             .bind(p.org_id.0).bind(&s.domain).execute(c).await.map(|r| r.rows_affected()))
                         .map_err(DbError::from)?;
                     }
                     (_, Some(want)) => {
                         let pushed = to_json(&Pushed::of(&want.into()))?;
-                        on_tx!(&mut tx, c => sqlx::query(
+                        on_pool!(db, c => sqlx::query(
                             "INSERT INTO lists_managed (org_id, domain, remote_id, pushed, list_id, \
                              list_name, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                              ON CONFLICT (org_id, domain) DO UPDATE SET remote_id = excluded.remote_id, \
@@ -1309,7 +1311,7 @@ pub async fn run_push(svc: &Services, id: i64) -> Result<Push> {
                         .map_err(DbError::from)?;
                     }
                 }
-                on_tx!(&mut tx, c => sqlx::query(
+                on_pool!(db, c => sqlx::query(
                     "UPDATE lists_push_steps SET state = 'done', remote_id = COALESCE($1, remote_id), \
                      note = NULL, done_at = $2 WHERE id = $3")
                     .bind(remote.as_deref()).bind(t).bind(s.id).execute(c).await.map(|r| r.rows_affected()))
@@ -1317,17 +1319,16 @@ pub async fn run_push(svc: &Services, id: i64) -> Result<Push> {
             }
             StepResult::Skipped(note, handover) => {
                 if *handover {
-                    on_tx!(&mut tx, c => sqlx::query(
+                    on_pool!(db, c => sqlx::query(
                         "DELETE FROM lists_managed WHERE org_id = $1 AND domain = $2")
                         .bind(p.org_id.0).bind(&s.domain).execute(c).await.map(|r| r.rows_affected()))
                     .map_err(DbError::from)?;
                 }
-                set_step(&mut tx, s.id, StepState::Skipped, note).await?;
+                set_step(db, s.id, StepState::Skipped, note).await?;
             }
-            StepResult::Held(note) => set_step(&mut tx, s.id, StepState::Held, note).await?,
-            StepResult::Failed(note) => set_step(&mut tx, s.id, StepState::Failed, note).await?,
+            StepResult::Held(note) => set_step(db, s.id, StepState::Held, note).await?,
+            StepResult::Failed(note) => set_step(db, s.id, StepState::Failed, note).await?,
         }
-        tx.commit().await?;
     }
     let mut tx = db.begin().await?;
     on_tx!(&mut tx, c => sqlx::query(
@@ -1346,8 +1347,8 @@ pub async fn run_push(svc: &Services, id: i64) -> Result<Push> {
     Ok(done)
 }
 
-async fn set_step(tx: &mut Tx, id: i64, state: StepState, note: &str) -> Result<()> {
-    on_tx!(tx, c => sqlx::query("UPDATE lists_push_steps SET state = $1, note = $2 WHERE id = $3")
+async fn set_step(db: &Db, id: i64, state: StepState, note: &str) -> Result<()> {
+    on_pool!(db, c => sqlx::query("UPDATE lists_push_steps SET state = $1, note = $2 WHERE id = $3")
         .bind(state.as_str()).bind(note).bind(id).execute(c).await.map(|r| r.rows_affected()))
     .map_err(DbError::from)?;
     Ok(())
