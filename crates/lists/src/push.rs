@@ -734,6 +734,12 @@ pub async fn reject_push(db: &Db, org: OrgId, actor: &Actor, id: i64) -> Result<
     push(db, org, id).await
 }
 
+/// Asks for a new plan for the instance of `org` (a `lists.plan` job; `false` if one is
+/// already queued). Use after connecting an instance, or to refresh the previewed diff.
+pub async fn request_plan(db: &Db, org: OrgId) -> Result<bool> {
+    Ok(db.enqueue(&plan_job(org)).await?.is_some())
+}
+
 /// What a plan did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PlanSummary {
