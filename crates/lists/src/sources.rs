@@ -887,8 +887,16 @@ async fn fetch_instance(svc: &Services, s: &Source) -> std::result::Result<Fetch
     } else {
         Format::PublicJson
     };
+    let mut list = read_bytes(&bytes, &origin, Some(format));
+    // The instance's moderators' notes are theirs: never stored or shown to the source's owner.
+    for e in &mut list.entries {
+        e.private_comment.clear();
+    }
+    for o in &mut list.obfuscated {
+        o.entry.private_comment.clear();
+    }
     Ok(Fetched::List {
-        list: read_bytes(&bytes, &origin, Some(format)),
+        list,
         etag: None,
         last_modified: None,
         cursor: None,

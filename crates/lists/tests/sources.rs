@@ -409,9 +409,12 @@ db_test!(
         use guildhall_fake_mastodon::BlockSeed;
         let w = world(db).await;
         let f = fake(|b| {
-            b.domain_block(BlockSeed::new("loud.example", "silence").public_comment("spam"))
-                .domain_block(BlockSeed::new("hidden-domain.example", "suspend").obfuscated())
-                .domain_block(BlockSeed::new("gone.example", "suspend"))
+            b.domain_block(BlockSeed {
+                private_comment: Some("internal note".into()),
+                ..BlockSeed::new("loud.example", "silence").public_comment("spam")
+            })
+            .domain_block(BlockSeed::new("hidden-domain.example", "suspend").obfuscated())
+            .domain_block(BlockSeed::new("gone.example", "suspend"))
         })
         .await;
         let org = instance_org(&w, "member.example", &f).await;
@@ -437,6 +440,14 @@ db_test!(
         assert_eq!(
             names(source_entries(&w.db, w.coop, admin.id).await.unwrap()),
             ["gone.example", "hidden-domain.example", "loud.example"]
+        );
+        assert!(
+            source_entries(&w.db, w.coop, admin.id)
+                .await
+                .unwrap()
+                .iter()
+                .all(|e| e.private_comment.is_empty()),
+            "the instance's private notes are not copied"
         );
         // The public list obfuscates one domain: kept apart (for digest matching), never a domain.
         assert_eq!(
