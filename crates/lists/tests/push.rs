@@ -277,3 +277,67 @@ db_test!(the_registered_jobs_run_in_a_real_worker, |db| async move {
     b.sort();
     assert_eq!(b, ["w1.example", "w2.example"]);
 });
+
+db_test!(
+    a_managed_block_an_admin_edited_or_deleted_is_handed_over,
+    |db| async move {
+        use guildhall_lists::push::managed_blocks;
+        use guildhall_mastodon::models::{DomainBlockParams, Severity as MSeverity};
+        let w = world(db).await;
+        let (src, list) = upload_list(
+            &w,
+            &[
+                ("edited.example", "silence"),
+                ("deleted.example", "silence"),
+            ],
+        )
+        .await;
+        let f = fake(|b| b).await;
+        let inst = instance_org(&w, "inst.example", &f).await;
+        subscribe(&w.db, inst, &actor(&w), list, Mode::Automatic, 10, None)
+            .await
+            .unwrap();
+        let (_, errors) = drain(&w.svc, 50).await;
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(managed_blocks(&w.db, inst).await.unwrap().len(), 2);
+        // The instance's admin edits one block and deletes the other, by hand.
+        let c = Client::new(f.url(), Some(Secret::new("tok")), client_config()).unwrap();
+        for b in c.all_domain_blocks().await.unwrap() {
+            if b.domain == "edited.example" {
+                let p = DomainBlockParams {
+                    severity: Some(MSeverity::Noop),
+                    ..DomainBlockParams::default()
+                };
+                c.update_domain_block(&b.id, &p).await.unwrap();
+            } else {
+                c.delete_domain_block(&b.id).await.unwrap();
+            }
+        }
+        // The list now wants both suspended: Guildhall writes neither and stops managing them.
+        let writes = f.block_writes().len();
+        upload_source(
+            &w.db,
+            w.coop,
+            &actor(&w),
+            src,
+            mastodon_csv(&[
+                ("edited.example", "suspend"),
+                ("deleted.example", "suspend"),
+            ])
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let (_, errors) = drain(&w.svc, 50).await;
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            f.block_writes().len(),
+            writes,
+            "no write to blocks the admin took over"
+        );
+        assert!(managed_blocks(&w.db, inst).await.unwrap().is_empty());
+        let blocks = c.all_domain_blocks().await.unwrap();
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(blocks[0].effective_severity(), MSeverity::Noop);
+    }
+);
