@@ -149,6 +149,15 @@ async fn enable_test_jobs(config: &Config, db: &Db) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Resumes the schedules of recurring jobs whose chain died (e.g. a report sync whose job went
+/// dead after repeated database errors). Idempotent; run where a worker starts.
+async fn resume_schedules(db: &Db) -> anyhow::Result<()> {
+    guildhall_moderation::schedule_syncs(db)
+        .await
+        .context("scheduling the report syncs of linked instances")?;
+    Ok(())
+}
+
 /// Removes expired sessions now and every ten minutes (any replica may do it; it is idempotent).
 fn spawn_session_cleanup(db: Db) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -217,6 +226,7 @@ pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         let worker = if args.no_worker {
             None
         } else {
+            resume_schedules(&db).await?;
             Some(tokio::spawn(run_worker(
                 db.clone(),
                 registry,
@@ -262,6 +272,7 @@ pub fn worker(args: CommonArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode>
         let wc = worker_config(&config);
         let keys = keyring(&config)?;
         let registry = registry(&config, &db, &keys);
+        resume_schedules(&db).await?;
         writeln!(
             out,
             "worker {} ready (kinds: {})",

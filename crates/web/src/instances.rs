@@ -17,7 +17,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Extension, Json};
-use guildhall_core::{OrgId, OrgKind, Permission, Timestamp};
+use guildhall_core::{OrgId, OrgKind};
 use guildhall_db::audit::NewAuditEntry;
 use guildhall_db::instances::{ConnectMethod, Instance, NewConnection};
 use guildhall_db::secrets::{Keyring, SecretValue};
@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 use crate::auth::Ctx;
 use crate::error::AppError;
 use crate::input::{Fields, Input};
-use crate::pages::{Layout, OrgNav, UserNav};
+use crate::pages::{fmt_time_or, layout, Layout};
 use crate::AppState;
 
 /// How long an OAuth authorisation may take between the redirect and the callback.
@@ -352,51 +352,6 @@ struct InstanceView {
     webhook_secret_set: bool,
 }
 
-fn fmt_time(t: Option<Timestamp>) -> String {
-    t.map(|t| {
-        let s = t.to_string();
-        match (s.get(..10), s.get(11..16)) {
-            (Some(d), Some(h)) => format!("{d} {h} UTC"),
-            _ => s,
-        }
-    })
-    .unwrap_or_else(|| "never".to_owned())
-}
-
-async fn layout(st: &AppState, ctx: &Ctx, title: &str) -> Result<Layout, AppError> {
-    let user = match &ctx.principal {
-        None => None,
-        Some(p) => {
-            let current_id = ctx.org.map(|(o, _)| o);
-            let orgs: Vec<OrgNav> = st
-                .db
-                .organisations_of(p.account.id)
-                .await?
-                .into_iter()
-                .map(|(o, role)| OrgNav {
-                    id: o.id.0,
-                    name: o.name,
-                    role: role.to_string(),
-                    current: Some(o.id) == current_id,
-                    manage: role.allows(Permission::ManageInvitations),
-                })
-                .collect();
-            let current = orgs.iter().find(|o| o.current).cloned();
-            Some(UserNav {
-                name: p.account.display_name.clone(),
-                site_admin: p.account.site_admin,
-                orgs,
-                current,
-            })
-        }
-    };
-    Ok(Layout {
-        title: title.to_owned(),
-        csrf: ctx.csrf.clone(),
-        user,
-    })
-}
-
 async fn render_page(
     st: &AppState,
     ctx: &Ctx,
@@ -423,7 +378,7 @@ async fn render_page(
             None => "Not checked yet.",
         },
         problems: i.check_problems.clone(),
-        checked_at: fmt_time(i.checked_at),
+        checked_at: fmt_time_or(i.checked_at, "never"),
         webhook_url: webhook_url(st, &i),
         webhook_secret_set: i.webhook_secret_set,
     });
@@ -606,7 +561,7 @@ pub(crate) async fn recheck(
     Extension(ctx): Extension<Ctx>,
 ) -> Result<Response, AppError> {
     let inst = recheck_inner(&st, &ctx).await?;
-    let notice = format!("Checked at {}.", fmt_time(inst.checked_at));
+    let notice = format!("Checked at {}.", fmt_time_or(inst.checked_at, "never"));
     render_page(&st, &ctx, StatusCode::OK, Some(notice), None).await
 }
 

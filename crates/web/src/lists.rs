@@ -44,7 +44,7 @@ use serde_json::{json, Value};
 use crate::auth::{Access, Ctx};
 use crate::error::AppError;
 use crate::input::{Fields, Input};
-use crate::pages::{Layout, OrgNav, UserNav};
+use crate::pages::{fmt_time, fmt_time_or, layout, Layout};
 use crate::routes::{route, Field, FieldType, RouteId, RouteSpec};
 use crate::AppState;
 
@@ -1474,51 +1474,6 @@ async fn feed_changes(
 // ---------------------------------------------------------------------------------------------
 // Page helpers
 
-fn fmt_time(t: Option<Timestamp>) -> String {
-    t.map(|t| {
-        let s = t.to_string();
-        match (s.get(..10), s.get(11..16)) {
-            (Some(d), Some(h)) => format!("{d} {h} UTC"),
-            _ => s,
-        }
-    })
-    .unwrap_or_else(|| "never".to_owned())
-}
-
-async fn layout(st: &AppState, ctx: &Ctx, title: &str) -> Result<Layout, AppError> {
-    let user = match &ctx.principal {
-        None => None,
-        Some(p) => {
-            let current_id = ctx.org.map(|(o, _)| o);
-            let orgs: Vec<OrgNav> = st
-                .db
-                .organisations_of(p.account.id)
-                .await?
-                .into_iter()
-                .map(|(o, role)| OrgNav {
-                    id: o.id.0,
-                    name: o.name,
-                    role: role.to_string(),
-                    current: Some(o.id) == current_id,
-                    manage: role.allows(Permission::ManageInvitations),
-                })
-                .collect();
-            let current = orgs.iter().find(|o| o.current).cloned();
-            Some(UserNav {
-                name: p.account.display_name.clone(),
-                site_admin: p.account.site_admin,
-                orgs,
-                current,
-            })
-        }
-    };
-    Ok(Layout {
-        title: title.to_owned(),
-        csrf: ctx.csrf.clone(),
-        user,
-    })
-}
-
 fn html<T: Template>(page: &T) -> Result<Response, AppError> {
     let s = page
         .render()
@@ -1622,8 +1577,8 @@ fn source_row(s: &Source) -> SourceRowView {
         },
         health: name_of(&s.health),
         entries: s.entry_count,
-        last_success: fmt_time(s.last_success_at),
-        last_attempt: fmt_time(s.last_attempt_at),
+        last_success: fmt_time_or(s.last_success_at, "never"),
+        last_attempt: fmt_time_or(s.last_attempt_at, "never"),
         error: s.last_error.clone().unwrap_or_default(),
         problems: s.problems.len(),
     }
@@ -1658,7 +1613,7 @@ async fn lists_page(
             size: l.size,
             held: l.held,
             seq: l.seq,
-            built: fmt_time(l.last_built_at),
+            built: fmt_time_or(l.last_built_at, "never"),
         })
         .collect();
     let sources = sources::sources(&st.db, org)
@@ -1717,10 +1672,10 @@ fn change_view(c: &ListChange) -> ChangeView {
         after: entry_text(&c.after),
         status: name_of(&c.status),
         reason: c.reason.clone().unwrap_or_default(),
-        at: fmt_time(Some(c.created_at)),
+        at: fmt_time(c.created_at),
         decided: match (&c.decided_by, c.decided_at) {
-            (Some(b), t) => format!("{b}, {}", fmt_time(t)),
-            (None, Some(t)) => fmt_time(Some(t)),
+            (Some(b), t) => format!("{b}, {}", fmt_time_or(t, "never")),
+            (None, Some(t)) => fmt_time(t),
             _ => String::new(),
         },
         evidence: evidence_text(&c.audit),
@@ -2061,7 +2016,7 @@ async fn source_page(
     let refreshes = refreshes
         .into_iter()
         .map(|r| RefreshView {
-            at: fmt_time(Some(r.at)),
+            at: fmt_time(r.at),
             outcome: name_of(&r.outcome),
             added: r.added,
             changed: r.changed,
@@ -2179,12 +2134,12 @@ fn push_view(p: &Push) -> PushView {
         id: p.id,
         status: name_of(&p.status),
         reason: p.reason.clone(),
-        created: fmt_time(Some(p.created_at)),
+        created: fmt_time(p.created_at),
         decided: match &p.decided_by {
-            Some(b) => format!("{b}, {}", fmt_time(p.decided_at)),
+            Some(b) => format!("{b}, {}", fmt_time_or(p.decided_at, "never")),
             None => String::new(),
         },
-        finished: p.finished_at.map(|t| fmt_time(Some(t))).unwrap_or_default(),
+        finished: p.finished_at.map(fmt_time).unwrap_or_default(),
         error: p.error.clone().unwrap_or_default(),
         pending: p.counts.pending,
         done: p.counts.done,
@@ -2259,7 +2214,7 @@ async fn subscriptions_page(
             list_name: s.list_name,
             mode: name_of(&s.mode),
             auto_limit: s.auto_limit,
-            since: fmt_time(Some(s.created_at)),
+            since: fmt_time(s.created_at),
         })
         .collect();
     let mut readable: Vec<(i64, String)> = lists_api::public_lists(&st.db)
@@ -2282,7 +2237,7 @@ async fn subscriptions_page(
     let locks = push::locks(&st.db, org)
         .await?
         .into_iter()
-        .map(|l| (l.domain, l.created_by, fmt_time(Some(l.created_at))))
+        .map(|l| (l.domain, l.created_by, fmt_time(l.created_at)))
         .collect();
     let managed = push::managed_blocks(&st.db, org)
         .await?
@@ -2290,7 +2245,7 @@ async fn subscriptions_page(
         .map(|m| ManagedView {
             domain: m.domain,
             list: m.list_name,
-            updated: fmt_time(Some(m.updated_at)),
+            updated: fmt_time(m.updated_at),
         })
         .collect();
     let history = push::pushes(&st.db, org, 30)
@@ -2445,7 +2400,7 @@ fn proposal_view(p: &Proposal) -> ProposalView {
         severity: p.severity.as_str().to_owned(),
         evidence: p.evidence.clone(),
         links: p.links.clone(),
-        deadline: fmt_time(Some(p.deadline)),
+        deadline: fmt_time(p.deadline),
         quorum: p.quorum,
         status: name_of(&p.status),
         open: p.status == ProposalStatus::Open && p.deadline.0 > Timestamp::now().0,

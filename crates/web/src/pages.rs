@@ -55,7 +55,9 @@ pub struct OrgNav {
     pub manage: bool,
 }
 
-async fn layout(st: &AppState, ctx: &Ctx, title: &str) -> Result<Layout, AppError> {
+/// The page layout: title, CSRF token, and the signed-in person's navigation (their
+/// organisations, the current one marked).
+pub(crate) async fn layout(st: &AppState, ctx: &Ctx, title: &str) -> Result<Layout, AppError> {
     let user = match &ctx.principal {
         None => None,
         Some(p) => {
@@ -92,7 +94,8 @@ async fn layout(st: &AppState, ctx: &Ctx, title: &str) -> Result<Layout, AppErro
     })
 }
 
-fn render<T: Template>(t: &T) -> Result<Response, AppError> {
+/// Renders a template as an HTML response.
+pub(crate) fn render<T: Template>(t: &T) -> Result<Response, AppError> {
     t.render()
         .map(|html| Html(html).into_response())
         .map_err(|e| AppError::Internal(format!("template: {e}")))
@@ -119,13 +122,18 @@ pub fn url_encode(s: &str) -> String {
     out
 }
 
-fn fmt_time(t: Option<Timestamp>) -> String {
-    t.map(|t| {
-        let s = t.to_string();
-        // 2026-11-26T14:05:09.123Z → 2026-11-26 14:05 UTC
-        format!("{} {} UTC", &s[..10], &s[11..16])
-    })
-    .unwrap_or_else(|| "—".to_owned())
+/// A time for people: `2026-11-26T14:05:09.123Z` → `2026-11-26 14:05 UTC`.
+pub(crate) fn fmt_time(t: Timestamp) -> String {
+    let s = t.to_string();
+    match (s.get(..10), s.get(11..16)) {
+        (Some(d), Some(h)) => format!("{d} {h} UTC"),
+        _ => s,
+    }
+}
+
+/// [`fmt_time`], or `none` when there is no time.
+pub(crate) fn fmt_time_or(t: Option<Timestamp>, none: &str) -> String {
+    t.map(fmt_time).unwrap_or_else(|| none.to_owned())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -538,7 +546,7 @@ async fn invitations_page(
             id: i.id.0,
             role: i.role.to_string(),
             email: i.email.as_ref().map(|e| e.to_string()).unwrap_or_default(),
-            created: fmt_time(Some(i.created_at)),
+            created: fmt_time(i.created_at),
             state: if i.accepted_at.is_some() {
                 "accepted".to_owned()
             } else if i.revoked_at.is_some() {
@@ -546,7 +554,7 @@ async fn invitations_page(
             } else if i.expires_at <= now {
                 "expired".to_owned()
             } else {
-                format!("open until {}", fmt_time(Some(i.expires_at)))
+                format!("open until {}", fmt_time(i.expires_at))
             },
             open: i.is_open(now),
         })
@@ -709,8 +717,8 @@ async fn tokens_page(
                 id: t.id.0,
                 name: t.name,
                 scopes: guildhall_core::Scope::format_list(&t.scopes),
-                created: fmt_time(Some(t.created_at)),
-                last_used: fmt_time(t.last_used_at),
+                created: fmt_time(t.created_at),
+                last_used: fmt_time_or(t.last_used_at, "—"),
                 state: if t.revoked_at.is_some() {
                     "revoked".to_owned()
                 } else if expired {
@@ -793,7 +801,7 @@ async fn audit_page(
         .into_iter()
         .map(|e| AuditRow {
             seq: e.seq,
-            at: fmt_time(Some(e.at)),
+            at: fmt_time(e.at),
             actor: e.actor,
             action: e.action,
             org: e.org_id.map(|o| o.to_string()).unwrap_or_default(),
@@ -858,7 +866,7 @@ impl JobLine {
             kind: j.kind.clone(),
             attempts: j.attempts,
             last_error: j.last_error.clone().unwrap_or_default(),
-            updated: fmt_time(Some(j.updated_at)),
+            updated: fmt_time(j.updated_at),
             state: j.state.as_str().to_owned(),
             dead: j.state == store::JobStateView::Dead,
         }
