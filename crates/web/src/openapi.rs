@@ -18,15 +18,26 @@ fn field_schema(ty: FieldType) -> Value {
     }
 }
 
+/// Path parameters that are text; every other one is an id (an integer).
+const TEXT_PARAMS: &[&str] = &["token", "domain"];
+
+/// The operation's id: the route id without its `Api` prefix, a feature's name first
+/// (`Lists(ApiSources)` → `ListsSources`).
+fn operation_id(spec: &RouteSpec) -> String {
+    let debug = format!("{:?}", spec.id);
+    match debug.split_once('(') {
+        Some((feature, inner)) => format!(
+            "{feature}{}",
+            inner.trim_end_matches(')').trim_start_matches("Api")
+        ),
+        None => debug.trim_start_matches("Api").to_owned(),
+    }
+}
+
 fn operation(spec: &RouteSpec) -> Value {
     let mut op = Map::new();
     op.insert("summary".into(), json!(spec.summary));
-    op.insert(
-        "operationId".into(),
-        json!(format!("{:?}", spec.id)
-            .trim_start_matches("Api")
-            .to_owned()),
-    );
+    op.insert("operationId".into(), json!(operation_id(spec)));
     let params: Vec<Value> = spec
         .path
         .split('/')
@@ -34,7 +45,7 @@ fn operation(spec: &RouteSpec) -> Value {
         .map(|name| {
             json!({
                 "name": name, "in": "path", "required": true,
-                "schema": if name == "token" { json!({"type": "string"}) } else { json!({"type": "integer", "format": "int64"}) }
+                "schema": if TEXT_PARAMS.contains(&name) { json!({"type": "string"}) } else { json!({"type": "integer", "format": "int64"}) }
             })
         })
         .chain(
@@ -158,5 +169,19 @@ mod tests {
             }
         }
         assert!(doc["paths"].get("/login").is_none());
+    }
+
+    #[test]
+    fn operation_ids_are_unique_identifiers() {
+        let mut seen = std::collections::HashSet::new();
+        for r in ROUTES.iter().filter(|r| r.surface == Surface::Api) {
+            let id = operation_id(r);
+            assert!(
+                !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{id}"
+            );
+            assert!(seen.insert(id.clone()), "{id} twice");
+        }
+        assert!(seen.contains("Me"), "core ids keep their names");
     }
 }
