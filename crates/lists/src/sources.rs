@@ -477,6 +477,12 @@ pub async fn create_source(
                 .instance(*instance_id)
                 .await?
                 .ok_or(ListsError::NotFound("instance"))?;
+            // The admin list is read with the instance's stored token: only its own
+            // organisation or its moderation co-op may do that. Anyone else gets the same
+            // answer as for a missing instance, so its existence is not revealed.
+            if *admin && !may_read_admin_list(db, org, &inst).await? {
+                return Err(ListsError::NotFound("instance"));
+            }
             (
                 SourceKind::Instance,
                 Some(inst.base_url),
@@ -534,6 +540,24 @@ pub async fn create_source(
         .await?;
     }
     source(db, org, id).await
+}
+
+/// Whether `org` may read `inst`'s admin domain-block list: the instance belongs to `org`, or
+/// `org` is the co-op the instance is linked to for moderation (`moderation_links`).
+async fn may_read_admin_list(
+    db: &Db,
+    org: OrgId,
+    inst: &guildhall_db::instances::Instance,
+) -> Result<bool> {
+    if inst.org_id == org {
+        return Ok(true);
+    }
+    let linked: i64 = on_pool!(db, p => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM moderation_links WHERE instance_id = $1 AND coop_org_id = $2")
+        .bind(inst.id).bind(org.0)
+        .fetch_one(p).await)
+    .map_err(guildhall_db::DbError::from)?;
+    Ok(linked > 0)
 }
 
 pub(crate) async fn source_any(db: &Db, id: i64) -> Result<Source> {

@@ -419,6 +419,8 @@ db_test!(
         .await;
         let org = instance_org(&w, "member.example", &f).await;
         let inst = w.db.instance_of_org(org).await.unwrap().unwrap();
+        // The co-op may read the admin list only as the instance's moderation co-op.
+        link_for_moderation(&w, inst.id, w.coop).await;
         let mk = |admin: bool| NewSource {
             name: format!("member admin={admin}"),
             spec: SourceSpec::Instance {

@@ -280,3 +280,15 @@ pub fn mastodon_csv(rows: &[(&str, &str)]) -> String {
     }
     s
 }
+
+/// Links `instance_id` to `coop` for moderation (a `moderation_links` row, as the moderation
+/// crate writes it): the co-op may then read the instance's admin domain-block list.
+pub async fn link_for_moderation(w: &World, instance_id: i64, coop: OrgId) {
+    let db = &w.db;
+    guildhall_db::on_pool!(db, p => sqlx::query(
+        "INSERT INTO moderation_links (instance_id, coop_org_id, settings, created_by, created_at, updated_at) \
+         VALUES ($1, $2, '{}', $3, 0, 0)")
+        .bind(instance_id).bind(coop.0).bind(w.owner.0)
+        .execute(p).await.map(|r| r.rows_affected()))
+    .unwrap();
+}
