@@ -15,6 +15,7 @@ use crate::access::need_for;
 use crate::error::{Error, Result};
 use crate::link::{find_rel, parse_link_header};
 use crate::models::DomainBlock;
+use crate::net::{self, Outbound};
 use crate::secret::Secret;
 
 /// How the client behaves. The defaults suit production; tests shorten the waits.
@@ -43,6 +44,11 @@ pub struct ClientConfig {
     pub max_pages: usize,
     /// The `User-Agent`.
     pub user_agent: String,
+    /// Which addresses requests may reach. The default, [`Outbound::Any`], suits tests (the
+    /// fakes listen on `127.0.0.1`); production uses [`Outbound::PublicOnly`] (see [`net`]).
+    ///
+    /// [`net`]: crate::net
+    pub outbound: Outbound,
 }
 
 impl Default for ClientConfig {
@@ -58,6 +64,7 @@ impl Default for ClientConfig {
             max_body_bytes: 16 * 1024 * 1024,
             max_pages: 1000,
             user_agent: concat!("Guildhall/", env!("CARGO_PKG_VERSION")).to_owned(),
+            outbound: Outbound::Any,
         }
     }
 }
@@ -153,11 +160,16 @@ impl Client {
     /// A client for the instance at `base` (e.g. `https://social.example`).
     pub fn new(base: &str, token: Option<Secret>, config: ClientConfig) -> Result<Self> {
         let base = parse_base_url(base)?;
-        let http = reqwest::Client::builder()
+        net::check_url(&base, config.outbound).map_err(|e| Error::InvalidUrl {
+            url: base.to_string(),
+            reason: e.to_string(),
+        })?;
+        let builder = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .user_agent(config.user_agent.clone())
-            .redirect(reqwest::redirect::Policy::limited(5))
+            .redirect(reqwest::redirect::Policy::limited(5));
+        let http = net::apply(builder, config.outbound)
             .build()
             .map_err(|e| Error::Setup(e.to_string()))?;
         Ok(Self {
@@ -270,6 +282,10 @@ impl Client {
                 reason: "not on this instance; the token is not sent elsewhere".to_owned(),
             });
         }
+        net::check_url(&req.url, self.config.outbound).map_err(|e| Error::InvalidUrl {
+            url: req.url.to_string(),
+            reason: e.to_string(),
+        })?;
         let mut attempt = 0u32;
         loop {
             self.pace(&endpoint).await?;
@@ -289,6 +305,13 @@ impl Client {
             let resp = match outcome {
                 Ok(resp) => resp,
                 Err(e) => {
+                    // The outbound guard refused the address: retrying cannot help.
+                    if let Some(refused) = net::refusal(&e) {
+                        return Err(Error::InvalidUrl {
+                            url: req.url.to_string(),
+                            reason: refused.to_string(),
+                        });
+                    }
                     let err = if e.is_timeout() {
                         Error::Timeout {
                             endpoint: endpoint.clone(),
