@@ -21,7 +21,7 @@ mkdir -p "$out"
 
 if [ "$which" = sqlite ] || [ "$which" = both ]; then
   db=$(mktemp -d /tmp/guildhall-mod-bench.XXXXXX)
-  "$bin" --db "sqlite://$db/bench.db" "${args[@]}" | tee "$out/sqlite.json"
+  "$bin" --db "sqlite://$db/bench.db" "${args[@]}" | tee "$out/sqlite-$bin_dir.json"
   rm -rf "$db"
 fi
 
@@ -40,5 +40,5 @@ if [ "$which" = postgres ] || [ "$which" = both ]; then
   "${as_pg[@]}" "$pgbin/initdb" -D "$pgdir/data" -U guildhall --auth=trust -E UTF8 >/dev/null
   "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w \
     -o "-p $port -k $pgdir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off" start >/dev/null
-  "$bin" --db "postgres://guildhall@127.0.0.1:$port/postgres" "${args[@]}" | tee "$out/postgres.json"
+  "$bin" --db "postgres://guildhall@127.0.0.1:$port/postgres" "${args[@]}" | tee "$out/postgres-$bin_dir.json"
 fi
