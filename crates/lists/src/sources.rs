@@ -18,7 +18,7 @@ use guildhall_db::audit::append_in;
 use guildhall_db::jobs::NewJob;
 use guildhall_db::secrets::{Keyring, SecretValue};
 use guildhall_db::{on_pool, on_tx, Db, Tx};
-use guildhall_mastodon::{Client, Secret};
+use guildhall_mastodon::{net, Client, Secret};
 use serde::{Deserialize, Serialize};
 
 use crate::feed::FeedDocument;
@@ -797,13 +797,20 @@ async fn credential(svc: &Services, id: i64) -> Result<Option<String>> {
         .and_then(|v| v.expose_str().map(str::to_owned)))
 }
 
+/// The client for URL and feed sources, with the outbound guard of `svc.client.outbound`.
 fn http_client(svc: &Services) -> std::result::Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .timeout(svc.client.timeout)
         .connect_timeout(svc.client.connect_timeout)
-        .user_agent(svc.client.user_agent.clone())
+        .user_agent(svc.client.user_agent.clone());
+    net::apply(builder, svc.client.outbound)
         .build()
         .map_err(|e| format!("could not set up the HTTP client: {e}"))
+}
+
+/// The pre-flight check of a user-typed URL (IP literals; names are checked on resolution).
+fn check_outbound(svc: &Services, url: &reqwest::Url) -> std::result::Result<(), String> {
+    net::check_url(url, svc.client.outbound).map_err(|e| format!("{url}: {e}"))
 }
 
 async fn read_body(url: &str, mut resp: reqwest::Response) -> std::result::Result<Vec<u8>, String> {
@@ -825,7 +832,9 @@ async fn read_body(url: &str, mut resp: reqwest::Response) -> std::result::Resul
 async fn fetch_url(svc: &Services, s: &Source) -> std::result::Result<Fetched, String> {
     let url = s.url.clone().unwrap_or_default();
     let client = http_client(svc)?;
-    let mut req = client.get(&url);
+    let parsed = reqwest::Url::parse(&url).map_err(|e| format!("{url}: {e}"))?;
+    check_outbound(svc, &parsed)?;
+    let mut req = client.get(parsed);
     if let Some(e) = &s.etag {
         req = req.header(reqwest::header::IF_NONE_MATCH, e);
     }
@@ -838,7 +847,7 @@ async fn fetch_url(svc: &Services, s: &Source) -> std::result::Result<Fetched, S
     let resp = req
         .send()
         .await
-        .map_err(|e| format!("{url}: request failed: {e}"))?;
+        .map_err(|e| format!("{url}: request failed: {}", net::describe(&e)))?;
     let status = resp.status();
     if status == reqwest::StatusCode::NOT_MODIFIED {
         return Ok(Fetched::NotModified);
@@ -948,6 +957,7 @@ async fn fetch_feed(svc: &Services, s: &Source) -> std::result::Result<Fetched, 
         if let Some(c) = cursor {
             url.query_pairs_mut().append_pair("since", &c.to_string());
         }
+        check_outbound(svc, &url)?;
         let mut req = client.get(url.clone());
         if let Some(t) = &token {
             req = req.bearer_auth(t);
@@ -955,7 +965,7 @@ async fn fetch_feed(svc: &Services, s: &Source) -> std::result::Result<Fetched, 
         let resp = req
             .send()
             .await
-            .map_err(|e| format!("{url}: request failed: {e}"))?;
+            .map_err(|e| format!("{url}: request failed: {}", net::describe(&e)))?;
         if !resp.status().is_success() {
             return Err(format!("{url}: HTTP status {}", resp.status()));
         }
