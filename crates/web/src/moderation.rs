@@ -13,7 +13,7 @@ use std::time::Duration;
 use askama::Template;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Extension, Json};
 use guildhall_core::{AccountId, OrgId, Permission, Timestamp};
@@ -27,7 +27,7 @@ use serde_json::json;
 use crate::auth::{Access, Ctx};
 use crate::error::AppError;
 use crate::input::{Fields, Input};
-use crate::pages::{Layout, OrgNav, UserNav};
+use crate::pages::{fmt_time, layout, render, Layout};
 use crate::routes::{Field, FieldType, RouteId, RouteSpec};
 use crate::AppState;
 
@@ -338,54 +338,6 @@ impl Names {
 
 // ---------------------------------------------------------------------------------------------
 // Pages
-
-async fn layout(st: &AppState, ctx: &Ctx, title: &str) -> Result<Layout, AppError> {
-    let user = match &ctx.principal {
-        None => None,
-        Some(p) => {
-            let current_id = ctx.org.map(|(o, _)| o);
-            let orgs: Vec<OrgNav> = st
-                .db
-                .organisations_of(p.account.id)
-                .await?
-                .into_iter()
-                .map(|(o, role)| OrgNav {
-                    id: o.id.0,
-                    name: o.name,
-                    role: role.to_string(),
-                    current: Some(o.id) == current_id,
-                    manage: role.allows(Permission::ManageInvitations),
-                })
-                .collect();
-            let current = orgs.iter().find(|o| o.current).cloned();
-            Some(UserNav {
-                name: p.account.display_name.clone(),
-                site_admin: p.account.site_admin,
-                orgs,
-                current,
-            })
-        }
-    };
-    Ok(Layout {
-        title: title.to_owned(),
-        csrf: ctx.csrf.clone(),
-        user,
-    })
-}
-
-fn render<T: Template>(t: &T) -> Result<Response, AppError> {
-    t.render()
-        .map(|html| Html(html).into_response())
-        .map_err(|e| AppError::Internal(format!("template: {e}")))
-}
-
-fn fmt_time(t: Timestamp) -> String {
-    let s = t.to_string();
-    match (s.get(..10), s.get(11..16)) {
-        (Some(d), Some(h)) => format!("{d} {h} UTC"),
-        _ => s,
-    }
-}
 
 fn fmt_opt_time(t: Option<Timestamp>) -> String {
     t.map(fmt_time).unwrap_or_default()
