@@ -24,6 +24,7 @@ pub struct FileConfig {
     secure_cookies: Option<bool>,
     secret_key: Option<String>,
     secret_key_file: Option<PathBuf>,
+    allow_private_addresses: Option<bool>,
     #[serde(default)]
     worker: FileWorker,
 }
@@ -58,6 +59,10 @@ pub struct Flags {
     /// How many jobs this process's worker runs at once.
     #[arg(long, value_name = "N")]
     pub worker_concurrency: Option<usize>,
+    /// Let server-side requests (instances, blocklist URLs and feeds) reach loopback, private
+    /// and link-local addresses. Off by default: users type those URLs.
+    #[arg(long)]
+    pub allow_private_addresses: bool,
 }
 
 /// The built configuration.
@@ -83,6 +88,9 @@ pub struct Config {
     pub secret_key: Option<String>,
     /// Key file used when no key is given directly (created on first run).
     pub secret_key_file: PathBuf,
+    /// Whether server-side requests may reach non-public addresses (loopback, private,
+    /// link-local, …). `false` (the default) guards against server-side request forgery.
+    pub allow_private_addresses: bool,
     /// Worker settings.
     pub worker: WorkerSettings,
 }
@@ -120,6 +128,7 @@ impl std::fmt::Debug for Config {
                 &self.secret_key.as_ref().map(|_| "<redacted>"),
             )
             .field("secret_key_file", &self.secret_key_file)
+            .field("allow_private_addresses", &self.allow_private_addresses)
             .field("worker", &self.worker)
             .finish()
     }
@@ -253,6 +262,10 @@ impl Config {
                 .map(PathBuf::from)
                 .or(file.secret_key_file.clone())
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_KEY_FILE)),
+            allow_private_addresses: flags.allow_private_addresses
+                || parse_bool_env(env, "GUILDHALL_ALLOW_PRIVATE_ADDRESSES")?
+                    .or(file.allow_private_addresses)
+                    .unwrap_or(false),
             worker: WorkerSettings {
                 concurrency: flags
                     .worker_concurrency
@@ -355,6 +368,25 @@ mod tests {
         let c = Config::build(&f, &e).unwrap();
         assert_eq!(c.database_url, "sqlite://flag.db");
         assert_eq!((c.listen.port(), c.worker.concurrency), (9002, 5));
+        // Private addresses: off by default; the environment or the flag turns them on.
+        assert!(!c.allow_private_addresses);
+        let on = env(&[("GUILDHALL_ALLOW_PRIVATE_ADDRESSES", "yes")]);
+        assert!(
+            Config::build(&Flags::default(), &on)
+                .unwrap()
+                .allow_private_addresses
+        );
+        let off = env(&[("GUILDHALL_ALLOW_PRIVATE_ADDRESSES", "false")]);
+        let flag = Flags {
+            allow_private_addresses: true,
+            ..Flags::default()
+        };
+        assert!(Config::build(&flag, &off).unwrap().allow_private_addresses);
+        assert!(Config::build(
+            &Flags::default(),
+            &env(&[("GUILDHALL_ALLOW_PRIVATE_ADDRESSES", "maybe")])
+        )
+        .is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -93,12 +93,24 @@ pub fn keyring(config: &Config) -> anyhow::Result<Keyring> {
     }
 }
 
+/// The Mastodon/HTTP client settings: only public addresses unless `allow_private_addresses`.
+pub fn mastodon_client(config: &Config) -> guildhall_mastodon::ClientConfig {
+    guildhall_mastodon::ClientConfig {
+        outbound: if config.allow_private_addresses {
+            guildhall_mastodon::Outbound::Any
+        } else {
+            guildhall_mastodon::Outbound::PublicOnly
+        },
+        ..guildhall_mastodon::ClientConfig::default()
+    }
+}
+
 /// The job handlers this binary knows: the moderation and blocklist jobs (which talk to member
 /// instances with tokens unsealed by `keys`), and the test jobs when enabled.
 pub fn registry(config: &Config, db: &Db, keys: &Keyring) -> Registry {
     let mut r = Registry::new();
     let keyring = std::sync::Arc::new(keys.clone());
-    let client = guildhall_mastodon::ClientConfig::default();
+    let client = mastodon_client(config);
     guildhall_moderation::register_jobs(
         &mut r,
         &guildhall_moderation::Services {
@@ -218,7 +230,9 @@ pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             secure_cookies: config.secure_cookies,
         };
         let registry = registry(&config, &db, &keys);
-        let state = guildhall_web::AppState::new(db.clone(), web_config).with_keyring(keys);
+        let state = guildhall_web::AppState::new(db.clone(), web_config)
+            .with_keyring(keys)
+            .with_mastodon_client(mastodon_client(&config));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|v| *v).await;
