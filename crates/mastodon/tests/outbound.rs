@@ -54,3 +54,63 @@ async fn public_only_refuses_loopback_and_any_reaches_it() {
         "{err}"
     );
 }
+
+/// Redirects: a name pinned to the local server (standing in for a public host) redirects to
+/// an IP literal and to a name on loopback; `PublicOnly` follows neither, `Any` follows.
+#[tokio::test]
+async fn public_only_does_not_follow_redirects_to_private_addresses() {
+    use axum::response::Redirect;
+    use axum::routing::get;
+    use guildhall_mastodon::net;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let port = addr.port();
+    let to_literal = format!("http://127.0.0.1:{port}/target");
+    let to_name = format!("http://localhost:{port}/target");
+    let app = axum::Router::new()
+        .route(
+            "/literal",
+            get(move || async move { Redirect::temporary(&to_literal) }),
+        )
+        .route(
+            "/name",
+            get(move || async move { Redirect::temporary(&to_name) }),
+        )
+        .route("/target", get(|| async { "reached" }));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+
+    let client = |outbound| {
+        net::apply(reqwest::Client::builder(), outbound)
+            .resolve("public.test", addr)
+            .build()
+            .unwrap()
+    };
+    let guarded = client(Outbound::PublicOnly);
+    for (path, expected) in [
+        ("literal", "127.0.0.1 is not a public address (loopback)"),
+        ("name", "localhost resolves only to non-public addresses"),
+    ] {
+        let err = guarded
+            .get(format!("http://public.test:{port}/{path}"))
+            .send()
+            .await
+            .unwrap_err();
+        let text = net::describe(&err);
+        assert!(text.contains(expected), "{path}: {text}");
+    }
+    let open = client(Outbound::Any);
+    for path in ["literal", "name"] {
+        let body = open
+            .get(format!("http://public.test:{port}/{path}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, "reached");
+    }
+}
