@@ -889,6 +889,14 @@ async fn fetch_instance(svc: &Services, s: &Source) -> std::result::Result<Fetch
         if s.instance_admin { "admin" } else { "public" }
     );
     let bytes = if s.instance_admin {
+        // Consent is checked again on every refresh: a co-op unlinked since (or a source made
+        // before the check existed) no longer reads the admin list.
+        if !may_read_admin_list(&svc.db, s.org_id, &inst)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            return Err("the instance was removed".to_string());
+        }
         let token = svc
             .db
             .get_secret(

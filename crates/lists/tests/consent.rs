@@ -10,7 +10,9 @@ use std::time::Duration;
 use common::*;
 use guildhall_core::OrgId;
 use guildhall_db::db_test;
-use guildhall_lists::sources::{create_source, NewSource, SourceSpec};
+use guildhall_lists::sources::{
+    create_source, refresh_source, source, NewSource, RefreshOutcome, SourceSpec,
+};
 use guildhall_lists::ListsError;
 
 fn instance_source(instance_id: i64, admin: bool) -> NewSource {
@@ -75,5 +77,17 @@ db_test!(
         let coop = create(&w, linked, inst.id, true).await.unwrap();
         assert!(coop.instance_admin);
         assert_eq!(coop.org_id, linked);
+        let r = refresh_source(&w.svc, coop.id).await.unwrap();
+        assert_ne!(r.outcome, RefreshOutcome::Failed);
+
+        // Unlinked later: the next refresh no longer reads the admin list.
+        let db = &w.db;
+        guildhall_db::on_pool!(db, p => sqlx::query("DELETE FROM moderation_links WHERE instance_id = $1")
+            .bind(inst.id).execute(p).await.map(|r| r.rows_affected()))
+        .unwrap();
+        let r = refresh_source(&w.svc, coop.id).await.unwrap();
+        assert_eq!(r.outcome, RefreshOutcome::Failed);
+        let st = source(&w.db, linked, coop.id).await.unwrap();
+        assert_eq!(st.last_error.as_deref(), Some("the instance was removed"));
     }
 );
