@@ -13,12 +13,25 @@ use guildhall_db::db_test;
 use guildhall_web::auth::Access;
 use guildhall_web::routes::{RouteSpec, Surface, ROUTES};
 
+/// `spec.path` with `{org}` set to `org`, `{token}` to an invitation-like token and every
+/// other `{param}` to `1`, so handlers get past their path parameters to the body checks.
 fn concrete(spec: &RouteSpec, org: &str) -> String {
-    spec.path
-        .replace("{org}", org)
-        .replace("{account}", "1")
-        .replace("{id}", "1")
-        .replace("{token}", "inv_x")
+    let mut out = String::new();
+    let mut rest = spec.path;
+    while let Some(start) = rest.find('{') {
+        let Some(len) = rest[start..].find('}') else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        out.push_str(match &rest[start + 1..start + len] {
+            "org" => org,
+            "token" => "inv_x",
+            _ => "1",
+        });
+        rest = &rest[start + len + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Sends `spec` a malformed body and an oversized one; checks 400 naming a field and 413.
