@@ -466,10 +466,80 @@ fn column(name: &str) -> Col {
     }
 }
 
+/// Where each known column is, for a header naming each at most once (the usual case): a row
+/// is then read straight from these positions instead of column by column.
+#[derive(Clone, Copy)]
+struct Layout {
+    domain: usize,
+    severity: Option<usize>,
+    /// `reject_media`, `reject_reports`, `obfuscate`.
+    flags: [Option<usize>; 3],
+    public_comment: Option<usize>,
+    private_comment: Option<usize>,
+    digest: Option<usize>,
+}
+
+impl Layout {
+    fn of(cols: &[Col]) -> Option<Layout> {
+        let at = |c: Col| {
+            let mut it = cols.iter().enumerate().filter(|&(_, &x)| x == c);
+            match (it.next(), it.next()) {
+                (first, None) => Ok(first.map(|(i, _)| i)),
+                _ => Err(()),
+            }
+        };
+        Some(Layout {
+            domain: at(Col::Domain).ok()??,
+            severity: at(Col::Severity).ok()?,
+            flags: [
+                at(Col::RejectMedia).ok()?,
+                at(Col::RejectReports).ok()?,
+                at(Col::Obfuscate).ok()?,
+            ],
+            public_comment: at(Col::PublicComment).ok()?,
+            private_comment: at(Col::PrivateComment).ok()?,
+            digest: at(Col::Digest).ok()?,
+        })
+    }
+
+    /// The row, or `None` if a severity or boolean does not parse (the caller then goes
+    /// column by column, reporting each in order).
+    fn row<'a>(&self, field: impl Fn(usize) -> Option<&'a str>) -> Option<RawRow<'a>> {
+        let text = |i: usize| field(i).unwrap_or("");
+        let severity = match self.severity {
+            Some(i) => Some(Severity::parse(text(i))?),
+            None => None,
+        };
+        let mut flags = [false; 3];
+        for (f, at) in flags.iter_mut().zip(self.flags) {
+            if let Some(i) = at {
+                *f = parse_bool(text(i))?;
+            }
+        }
+        Some(RawRow {
+            domain: text(self.domain),
+            severity,
+            reject_media: flags[0],
+            reject_reports: flags[1],
+            obfuscate: flags[2],
+            public_comment: self.public_comment.map_or("", text),
+            private_comment: self.private_comment.map_or("", text),
+            digest: self.digest.and_then(&field),
+        })
+    }
+}
+
+/// Does a public comment hold a boolean (a sign of a mislabelled header)?
+fn bool_comment(c: &str) -> bool {
+    let t = c.trim();
+    t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false")
+}
+
 /// The state of a CSV read across records (shared by the fast path and the full reader).
 #[derive(Default)]
 struct CsvState {
     cols: Vec<Col>,
+    layout: Option<Layout>,
     header_seen: bool,
     bool_errors: [usize; 3],
     bool_comments: usize,
@@ -489,6 +559,7 @@ fn csv_record<'a>(
         st.header_seen = true;
         let names: Vec<&str> = (0..nf).filter_map(&field).collect();
         st.cols = names.iter().map(|f| column(f)).collect();
+        st.layout = Layout::of(&st.cols);
         if !st.cols.contains(&Col::Domain) {
             let m = format!(
                 "no `domain` column in header {:?}; file not read",
@@ -508,6 +579,14 @@ fn csv_record<'a>(
         );
         b.problem(Location::Line(line), Level::Warning, m);
     }
+    if let Some(row) = st.layout.and_then(|l| l.row(&field)) {
+        if bool_comment(row.public_comment) {
+            st.bool_comments += 1;
+        }
+        b.push(Location::Line(line), row);
+        return true;
+    }
+    let cols = &st.cols;
     let mut row = RawRow::default();
     let mut ok = true;
     for (i, col) in cols.iter().enumerate() {
@@ -530,8 +609,7 @@ fn csv_record<'a>(
                 continue;
             }
             Col::PublicComment => {
-                let t = v_or_empty.trim();
-                if t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false") {
+                if bool_comment(v_or_empty) {
                     st.bool_comments += 1;
                 }
                 row.public_comment = v_or_empty;
@@ -594,37 +672,75 @@ fn csv_finish(b: &mut Builder, st: &CsvState) {
     }
 }
 
-/// `b` in every byte of a word.
-const fn splat(b: u8) -> u64 {
-    0x0101_0101_0101_0101 * b as u64
+/// Bit `k` set where `blk[k]` is `,`, `"`, `\r` or `\n`. Written so that the compiler turns the
+/// comparisons into vector compares (one flag byte per input byte), then gathers each eight
+/// flag bytes into eight bits with one multiplication: flag byte `k` of `v` lands on bit
+/// `56 + k` of `v * 0x0102_0408_1020_4080`, and no two partial products overlap or carry.
+fn stops_mask(blk: &[u8; 64]) -> u64 {
+    let mut flags = [0u8; 64];
+    for (f, &c) in flags.iter_mut().zip(blk) {
+        *f = u8::from((c == b',') | (c == b'"') | (c == b'\r') | (c == b'\n'));
+    }
+    let mut m = 0u64;
+    for (j, w) in flags.chunks_exact(8).enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(w);
+        let v = u64::from_le_bytes(word);
+        m |= (v.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * j);
+    }
+    m
 }
 
-/// The index in `bytes[i..]` of the first byte equal to one of `stops`, plus `i` (or
-/// `bytes.len()`), eight bytes at a time: a byte equal to `c` is a zero byte of `w ^ splat(c)`,
-/// and the lowest byte flagged by `(x - 0x01…) & !x & 0x80…` is always a true zero byte (a false
-/// flag needs a borrow from a zero byte below it). Short fields then end within the first word,
-/// so the loop exit is predictable.
-fn find_any<const N: usize>(bytes: &[u8], mut i: usize, stops: [u8; N]) -> usize {
-    const LO: u64 = splat(0x01);
-    const HI: u64 = splat(0x80);
-    while let Some(chunk) = bytes.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        let mut m = 0u64;
-        for c in stops {
-            let x = w ^ splat(c);
-            m |= x.wrapping_sub(LO) & !x & HI;
+/// The positions of the CSV stop bytes (`,` `"` `\r` `\n`) of a buffer, in order, found 64
+/// bytes at a time: the loop over a record's fields then has no data-dependent loop exits
+/// (a field's length does not decide a branch).
+struct Stops<'a> {
+    bytes: &'a [u8],
+    /// Start of the current 64-byte block (always `< bytes.len()`, or 0).
+    base: usize,
+    /// The stops of the current block not yet returned (bit `k`: `bytes[base + k]`).
+    mask: u64,
+}
+
+impl<'a> Stops<'a> {
+    fn new(bytes: &'a [u8]) -> Stops<'a> {
+        Stops {
+            bytes,
+            base: 0,
+            mask: Stops::block(bytes, 0),
         }
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
+    }
+
+    fn block(bytes: &[u8], base: usize) -> u64 {
+        match bytes
+            .get(base..base + 64)
+            .and_then(|s| <&[u8; 64]>::try_from(s).ok())
+        {
+            Some(blk) => stops_mask(blk),
+            None => {
+                // The last, partial block, padded with zero bytes (not stops).
+                let mut blk = [0u8; 64];
+                let s = bytes.get(base..).unwrap_or(&[]);
+                blk[..s.len()].copy_from_slice(s);
+                stops_mask(&blk)
+            }
         }
-        i += 8;
     }
-    while i < bytes.len() && !stops.contains(&bytes[i]) {
-        i += 1;
+
+    /// The position of the next stop (each is returned once), or `bytes.len()` after the last.
+    #[inline]
+    fn next(&mut self) -> usize {
+        while self.mask == 0 {
+            if self.base + 64 >= self.bytes.len() {
+                return self.bytes.len();
+            }
+            self.base += 64;
+            self.mask = Stops::block(self.bytes, self.base);
+        }
+        let p = self.base + self.mask.trailing_zeros() as usize;
+        self.mask &= self.mask - 1;
+        p
     }
-    i
 }
 
 /// The common case of CSV in one pass over one buffer: valid UTF-8, `\n` or `\r\n` line ends,
@@ -640,6 +756,8 @@ fn fast_csv(bytes: &[u8], b: &mut Builder) -> bool {
     let n = bytes.len();
     let mut st = CsvState::default();
     let mut spans: Vec<(usize, usize)> = Vec::with_capacity(16);
+    // Every stop before `i` has been taken from `stops`, none at or after it.
+    let mut stops = Stops::new(bytes);
     let mut i = 0usize;
     let mut line = 0u64;
     while i < n {
@@ -647,40 +765,48 @@ fn fast_csv(bytes: &[u8], b: &mut Builder) -> bool {
         spans.clear();
         // One record: fields up to `\n`, `\r\n` or the end.
         loop {
-            let (fs, fe);
-            if i < n && bytes[i] == b'"' {
-                let start = i + 1;
-                let j = find_any(bytes, start, [b'"', b'\r', b'\n']);
-                if j >= n || bytes[j] != b'"' {
-                    return false;
-                }
-                (fs, fe) = (start, j);
-                i = j + 1;
-                if i < n && !matches!(bytes[i], b',' | b'\r' | b'\n') {
+            // The stop ending this field (or, at `i`, its opening quote).
+            let mut k = stops.next();
+            if k == i && k < n && bytes[k] == b'"' {
+                // Quoted: commas inside are data; the closing quote must be followed by a
+                // stop other than `"` (or the end).
+                let j = loop {
+                    let j = stops.next();
+                    if j >= n {
+                        return false;
+                    }
+                    match bytes[j] {
+                        b',' => {}
+                        b'"' => break j,
+                        _ => return false,
+                    }
+                };
+                spans.push((i + 1, j));
+                k = stops.next();
+                if k != j + 1 || (k < n && bytes[k] == b'"') {
                     return false;
                 }
             } else {
-                let start = i;
-                i = find_any(bytes, i, [b',', b'"', b'\r', b'\n']);
-                if i < n && bytes[i] == b'"' {
+                if k < n && bytes[k] == b'"' {
                     return false;
                 }
-                (fs, fe) = (start, i);
+                spans.push((i, k));
             }
-            spans.push((fs, fe));
-            if i >= n {
+            if k >= n {
+                i = n;
                 break;
             }
-            match bytes[i] {
-                b',' => i += 1,
+            match bytes[k] {
+                b',' => i = k + 1,
                 b'\n' => {
-                    i += 1;
+                    i = k + 1;
                     break;
                 }
                 _ => {
-                    // `\r`: only as part of `\r\n`.
-                    if i + 1 < n && bytes[i + 1] == b'\n' {
-                        i += 2;
+                    // `\r`: only as part of `\r\n` (whose `\n` is the next stop).
+                    if k + 1 < n && bytes[k + 1] == b'\n' {
+                        stops.next();
+                        i = k + 2;
                         break;
                     }
                     return false;
@@ -920,7 +1046,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn find_any_finds_the_first_stop() {
+    fn stops_are_every_stop_byte_in_order() {
         let alphabet = b"a,\"\r\n\x01\x81\xff\x2b\x2d\x21";
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut rnd = |n: u64| {
@@ -929,8 +1055,8 @@ mod tests {
             seed ^= seed << 17;
             seed % n
         };
-        for _ in 0..20_000 {
-            let len = rnd(40) as usize;
+        for round in 0..5_000 {
+            let len = rnd(if round % 4 == 0 { 400 } else { 130 }) as usize;
             let bytes: Vec<u8> = (0..len)
                 .map(|_| {
                     if rnd(3) == 0 {
@@ -940,21 +1066,16 @@ mod tests {
                     }
                 })
                 .collect();
-            let from = rnd(len as u64 + 1) as usize;
-            let naive = |stops: &[u8]| {
-                (from..len)
-                    .find(|&k| stops.contains(&bytes[k]))
-                    .unwrap_or(len)
-            };
-            assert_eq!(
-                find_any(&bytes, from, [b',', b'"', b'\r', b'\n']),
-                naive(b",\"\r\n"),
-                "{bytes:?} from {from}"
-            );
-            assert_eq!(
-                find_any(&bytes, from, [b'"', b'\r', b'\n']),
-                naive(b"\"\r\n")
-            );
+            let naive: Vec<usize> = (0..len)
+                .filter(|&k| b",\"\r\n".contains(&bytes[k]))
+                .collect();
+            let mut stops = Stops::new(&bytes);
+            let got: Vec<usize> =
+                std::iter::from_fn(|| Some(stops.next()).filter(|&p| p < len)).collect();
+            assert_eq!(got, naive, "{bytes:?}");
+            // After the last stop, the end, again and again.
+            assert_eq!(stops.next(), len);
+            assert_eq!(stops.next(), len);
         }
     }
 }
