@@ -84,36 +84,78 @@ pub(crate) fn normalize_domain_ref(raw: &str) -> Result<NormalizedRef<'_>, Domai
 
 /// Every byte `[a-z0-9_.-]`, no empty label, no `xn--`, at most 63 bytes (so every label is
 /// 1..=63 bytes; the caller has checked that the first and last bytes are not dots; longer
-/// domains take the slow path). Written over fixed 16-byte windows so that the compiler turns
-/// it into vector compares: each window checks its bytes' classes and, with the byte after
-/// each, two dots (an empty label) or two dashes in a row (only then is `xn--` looked for).
+/// domains take the slow path). Checked over 17-byte windows (see [`scan_window`]) taken
+/// straight from the input, or, for a domain of at most 16 bytes, built in registers from
+/// two overlapping 8-byte loads and padded with letters (no copy through memory).
 fn canonical_labels(b: &[u8]) -> bool {
-    if b.len() > 63 {
+    let n = b.len();
+    if n > 63 {
         return false;
     }
-    // Padded with a letter: never a dot or dash pair, never a bad byte.
-    let mut w = [b'a'; 64 + 17];
-    w[..b.len()].copy_from_slice(b);
-    let (mut bad, mut dots, mut dashes) = (0u8, 0u8, 0u8);
-    for s in (0..b.len()).step_by(16) {
-        let mut win = [0u8; 17];
-        win.copy_from_slice(&w[s..s + 17]);
-        for k in 0..16 {
-            let (c, d) = (win[k], win[k + 1]);
-            let ok = (c.wrapping_sub(b'a') < 26)
-                | (c.wrapping_sub(b'0') < 10)
-                | (c == b'_')
-                | (c == b'.')
-                | (c == b'-');
-            bad |= u8::from(!ok);
-            dots |= u8::from((c == b'.') & (d == b'.'));
-            dashes |= u8::from((c == b'-') & (d == b'-'));
+    let mut acc = [0u8; 3];
+    if n >= 17 {
+        for s in (0..n - 1).step_by(16) {
+            let s = s.min(n - 17);
+            if let Some(win) = b.get(s..s + 17).and_then(|w| <&[u8; 17]>::try_from(w).ok()) {
+                scan_window(win, &mut acc);
+            }
         }
+        // The last byte is only ever the second of a pair above.
+        if !b.last().is_some_and(|&c| host_byte(c)) {
+            return false;
+        }
+    } else {
+        const A: u64 = 0x0101_0101_0101_0101 * b'a' as u64;
+        let word = |at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[at..at + 8]);
+            u64::from_le_bytes(w)
+        };
+        let (lo, hi) = if n >= 8 {
+            // Bytes 8..n of the domain, then letters.
+            let top = word(n - 8).checked_shr(8 * (16 - n) as u32).unwrap_or(0);
+            let pad = A.checked_shl(8 * (n - 8) as u32).unwrap_or(0);
+            (word(0), top | pad)
+        } else {
+            let mut lo = A;
+            for (i, &c) in b.iter().enumerate() {
+                lo = (lo & !(0xff << (8 * i))) | (u64::from(c) << (8 * i));
+            }
+            (lo, A)
+        };
+        let mut win = [b'a'; 17];
+        win[..8].copy_from_slice(&lo.to_le_bytes());
+        win[8..16].copy_from_slice(&hi.to_le_bytes());
+        scan_window(&win, &mut acc);
     }
+    let [bad, dots, dashes] = acc;
     if bad | dots != 0 {
         return false;
     }
     dashes == 0 || !b.windows(4).any(|x| x == b"xn--")
+}
+
+/// `[a-z0-9_.-]`.
+#[inline(always)]
+fn host_byte(c: u8) -> bool {
+    (c.wrapping_sub(b'a') < 26)
+        | (c.wrapping_sub(b'0') < 10)
+        | (c == b'_')
+        | (c == b'.')
+        | (c == b'-')
+}
+
+/// For each of the first 16 bytes of `win` (the compiler turns this into vector compares):
+/// OR into `acc` whether it is not a host byte, and whether it and the byte after it are two
+/// dots (an empty label) or two dashes (only then is `xn--` looked for).
+#[inline(always)]
+fn scan_window(win: &[u8; 17], acc: &mut [u8; 3]) {
+    for k in 0..16 {
+        let (c, d) = (win[k], win[k + 1]);
+        acc[0] |= u8::from(!host_byte(c));
+        acc[1] |= u8::from((c == b'.') & (d == b'.'));
+        acc[2] |= u8::from((c == b'-') & (d == b'-'));
+    }
 }
 
 fn normalize_slow(raw: &str) -> Result<Normalized, DomainError> {
@@ -290,7 +332,11 @@ mod tests {
             seed % n
         };
         for _ in 0..200_000 {
-            let max = if rnd(10) == 0 { 140 } else { 12 };
+            let max = match rnd(10) {
+                0 => 140,
+                1..=3 => 70,
+                _ => 20,
+            };
             let len = 1 + rnd(max) as usize;
             let mut d: Vec<u8> = (0..len)
                 .map(|_| alphabet[rnd(alphabet.len() as u64) as usize])

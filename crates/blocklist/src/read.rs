@@ -9,6 +9,7 @@ use std::str::FromStr;
 
 use std::hash::BuildHasher;
 
+use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 use serde_json::Value;
@@ -187,7 +188,7 @@ pub fn read_path(path: &Path, format: Option<Format>) -> Result<Blocklist, ReadE
 }
 
 /// One row as read, before normalisation.
-#[derive(Default)]
+#[derive(Default, Debug, PartialEq)]
 struct RawRow<'a> {
     domain: &'a str,
     severity: Option<Severity>,
@@ -394,13 +395,22 @@ impl Builder {
         let pv = self.list.intern_comment(row.private_comment);
         let h = hash_domain(domain);
         let (rows, text) = (&self.list.rows, &self.list.text);
-        let found = self
-            .index
-            .find(h, |&i| {
+        // One probe: a new domain's index is the row about to be pushed.
+        let next = rows.len() as u32;
+        let found = match self.index.entry(
+            h,
+            |&i| {
                 let s = rows[i as usize].dom;
                 &text[s.0..s.1] == domain
-            })
-            .copied();
+            },
+            |&j| rows[j as usize].hash,
+        ) {
+            Entry::Occupied(o) => Some(*o.get()),
+            Entry::Vacant(v) => {
+                v.insert(next);
+                None
+            }
+        };
         let mut r = Row {
             dom: (0, 0),
             hash: h,
@@ -421,9 +431,6 @@ impl Builder {
             let start = self.list.text.len();
             self.list.text.push_str(domain);
             r.dom = (start, self.list.text.len());
-            let i = self.list.rows.len() as u32;
-            let rows = &self.list.rows;
-            self.index.insert_unique(h, i, |&j| rows[j as usize].hash);
             self.list.rows.push(r);
             self.first.push(line);
         }
@@ -502,20 +509,35 @@ impl Layout {
         })
     }
 
-    /// The row, or `None` if a severity or boolean does not parse (the caller then goes
-    /// column by column, reporting each in order).
-    fn row<'a>(&self, field: impl Fn(usize) -> Option<&'a str>) -> Option<RawRow<'a>> {
-        let text = |i: usize| field(i).unwrap_or("");
+    /// The row, or `None` unless its severity and booleans are spelt exactly as Mastodon
+    /// writes them (`suspend`, `silence`, `noop` or empty; `true`, `false`): the caller then
+    /// goes column by column, which reads the other spellings and reports bad values in order.
+    /// `raw(i)` is field `i`'s bytes, `field(i)` the same as text.
+    fn row<'a>(
+        &self,
+        field: impl Fn(usize) -> Option<&'a str>,
+        raw: impl Fn(usize) -> Option<&'a [u8]>,
+    ) -> Option<RawRow<'a>> {
         let severity = match self.severity {
-            Some(i) => Some(Severity::parse(text(i))?),
+            Some(i) => Some(match raw(i).unwrap_or(b"") {
+                b"suspend" => Severity::Suspend,
+                b"silence" => Severity::Silence,
+                b"noop" | b"" => Severity::Noop,
+                _ => return None,
+            }),
             None => None,
         };
         let mut flags = [false; 3];
         for (f, at) in flags.iter_mut().zip(self.flags) {
             if let Some(i) = at {
-                *f = parse_bool(text(i))?;
+                *f = match raw(i).unwrap_or(b"") {
+                    b"true" => true,
+                    b"false" => false,
+                    _ => return None,
+                };
             }
         }
+        let text = |i: usize| field(i).unwrap_or("");
         Some(RawRow {
             domain: text(self.domain),
             severity,
@@ -531,6 +553,12 @@ impl Layout {
 
 /// Does a public comment hold a boolean (a sign of a mislabelled header)?
 fn bool_comment(c: &str) -> bool {
+    // Longer than `false` and starting and ending with ASCII other than whitespace (so
+    // nothing to trim): not one.
+    let solid = |b: Option<&u8>| b.is_some_and(|c| c.is_ascii() && !c.is_ascii_whitespace());
+    if c.len() > 5 && solid(c.as_bytes().first()) && solid(c.as_bytes().last()) {
+        return false;
+    }
     let t = c.trim();
     t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false")
 }
@@ -554,6 +582,7 @@ fn csv_record<'a>(
     line: u64,
     nf: usize,
     field: impl Fn(usize) -> Option<&'a str>,
+    raw: impl Fn(usize) -> Option<&'a [u8]>,
 ) -> bool {
     if !st.header_seen {
         st.header_seen = true;
@@ -579,17 +608,30 @@ fn csv_record<'a>(
         );
         b.problem(Location::Line(line), Level::Warning, m);
     }
-    if let Some(row) = st.layout.and_then(|l| l.row(&field)) {
+    if let Some(row) = st.layout.and_then(|l| l.row(&field, raw)) {
         if bool_comment(row.public_comment) {
             st.bool_comments += 1;
         }
         b.push(Location::Line(line), row);
         return true;
     }
-    let cols = &st.cols;
+    if let Some(row) = row_by_columns(b, st, line, field) {
+        b.push(Location::Line(line), row);
+    }
+    true
+}
+
+/// A record read column by column (any header), each bad value reported in column order;
+/// `None` if one was bad.
+fn row_by_columns<'a>(
+    b: &mut Builder,
+    st: &mut CsvState,
+    line: u64,
+    field: impl Fn(usize) -> Option<&'a str>,
+) -> Option<RawRow<'a>> {
     let mut row = RawRow::default();
     let mut ok = true;
-    for (i, col) in cols.iter().enumerate() {
+    for (i, col) in st.cols.iter().enumerate() {
         let v = field(i);
         let v_or_empty = v.unwrap_or("");
         let which = match col {
@@ -643,10 +685,7 @@ fn csv_record<'a>(
             }
         }
     }
-    if ok {
-        b.push(Location::Line(line), row);
-    }
-    true
+    ok.then_some(row)
 }
 
 /// The whole-file heuristics after the last record.
@@ -820,7 +859,8 @@ fn fast_csv(bytes: &[u8], b: &mut Builder) -> bool {
         {
             continue;
         }
-        if !csv_record(b, &mut st, line, spans.len(), field) {
+        let raw = |k: usize| spans.get(k).map(|&(s, e)| &bytes[s..e]);
+        if !csv_record(b, &mut st, line, spans.len(), field, raw) {
             return true;
         }
     }
@@ -891,7 +931,7 @@ fn read_csv(bytes: &[u8], b: &mut Builder) {
             b.problem(Location::Line(line), Level::Error, m);
             continue;
         }
-        if !csv_record(b, &mut st, line, nf, field) {
+        if !csv_record(b, &mut st, line, nf, field, |i| rec.get(i)) {
             return;
         }
     }
@@ -1044,6 +1084,77 @@ fn read_rapidblock_json(bytes: &[u8], b: &mut Builder) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_row_by_layout_is_the_row_by_columns() {
+        let values = [
+            "",
+            "a.example",
+            "true",
+            "false",
+            "TRUE",
+            " true",
+            "yes",
+            "0",
+            "suspend",
+            "silence",
+            "noop",
+            "Suspend",
+            "limit",
+            "x, y",
+            "bogus",
+        ];
+        let header = [
+            "domain",
+            "severity",
+            "reject_media",
+            "reject_reports",
+            "obfuscate",
+            "public_comment",
+            "private_comment",
+            "digest",
+            "other",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut quick = 0;
+        for _ in 0..20_000 {
+            // A header of distinct columns in any order (some left out), with `domain`.
+            let mut names: Vec<&str> = header.iter().copied().filter(|_| rnd(3) > 0).collect();
+            names.push("domain");
+            names.dedup();
+            for i in (1..names.len()).rev() {
+                names.swap(i, rnd(i as u64 + 1) as usize);
+            }
+            let cols: Vec<Col> = names.iter().map(|n| column(n)).collect();
+            let Some(layout) = Layout::of(&cols) else {
+                continue;
+            };
+            let nf = rnd(names.len() as u64 + 2) as usize;
+            let fields: Vec<&str> = (0..nf)
+                .map(|_| values[rnd(values.len() as u64) as usize])
+                .collect();
+            let field = |i: usize| fields.get(i).copied();
+            let raw = |i: usize| fields.get(i).map(|f| f.as_bytes());
+            let mut b = Builder::new("t");
+            let mut st = CsvState {
+                cols,
+                ..CsvState::default()
+            };
+            let by_columns = row_by_columns(&mut b, &mut st, 1, field);
+            if let Some(row) = layout.row(field, raw) {
+                quick += 1;
+                assert_eq!(Some(row), by_columns, "{names:?} {fields:?}");
+                assert!(b.list.problems.is_empty());
+            }
+        }
+        assert!(quick > 100, "{quick}");
+    }
 
     #[test]
     fn stops_are_every_stop_byte_in_order() {

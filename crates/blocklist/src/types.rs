@@ -27,13 +27,18 @@ impl Severity {
     /// Parses a severity as FediBlockHole does (`""`/`noop`, `silence`, `suspend`), but
     /// tolerating surrounding whitespace and case, as Mastodon's import does.
     /// Mastodon's UI name `limit` is read as `silence`.
+    #[inline]
     pub fn parse(s: &str) -> Option<Severity> {
         match s {
-            "suspend" => return Some(Severity::Suspend),
-            "silence" => return Some(Severity::Silence),
-            "noop" | "" => return Some(Severity::Noop),
-            _ => {}
+            "suspend" => Some(Severity::Suspend),
+            "silence" => Some(Severity::Silence),
+            "noop" | "" => Some(Severity::Noop),
+            _ => Severity::parse_loose(s),
         }
+    }
+
+    /// [`Severity::parse`] of anything but the exact lower-case names.
+    fn parse_loose(s: &str) -> Option<Severity> {
         let t = s.trim();
         if t.is_empty() || t.eq_ignore_ascii_case("noop") || t.eq_ignore_ascii_case("none") {
             Some(Severity::Noop)
@@ -55,12 +60,17 @@ impl fmt::Display for Severity {
 
 /// Parses a boolean as both Mastodon (`ActiveModel::Type::Boolean`: `off`) and FediBlockHole
 /// (`str2bool`: `t`, `y`, `yes`, `1`, …) accept it, case-insensitively. `None` for anything else.
+#[inline]
 pub fn parse_bool(s: &str) -> Option<bool> {
     match s {
-        "false" => return Some(false),
-        "true" => return Some(true),
-        _ => {}
+        "false" => Some(false),
+        "true" => Some(true),
+        _ => parse_bool_loose(s),
     }
+}
+
+/// [`parse_bool`] of anything but exactly `true` or `false`.
+fn parse_bool_loose(s: &str) -> Option<bool> {
     let t = s.trim();
     const TRUE: [&str; 6] = ["true", "t", "1", "y", "yes", "on"];
     const FALSE: [&str; 6] = ["false", "f", "0", "n", "no", "off"];
