@@ -207,6 +207,70 @@ pub async fn link_instance(
         .ok_or(ModError::NotFound("link"))
 }
 
+/// Replaces the settings of an instance's link, as changed by `by`, who must be an owner or
+/// admin of the instance's organisation (the co-op's moderators cannot change them). The
+/// settings are validated first (the error names the field); the change and its audit entry
+/// (`moderation.settings`, before and after) are written in one transaction.
+pub async fn update_settings(
+    db: &Db,
+    by: AccountId,
+    instance_id: i64,
+    settings: &LinkSettings,
+) -> Result<Link> {
+    let inst = db
+        .instance(instance_id)
+        .await?
+        .ok_or(ModError::NotFound("instance"))?;
+    match db.role_of(by, inst.org_id).await? {
+        Some(Role::Owner | Role::Admin) => {}
+        _ => {
+            return Err(ModError::Forbidden(
+                "only the instance's owners and admins change its moderation settings".into(),
+            ))
+        }
+    }
+    settings
+        .validate()
+        .map_err(|(f, m)| ModError::invalid(f, m))?;
+    let before = link_of(db, instance_id)
+        .await?
+        .ok_or(ModError::NotFound("link"))?;
+    let now = Timestamp::now();
+    let json = to_json(settings);
+    let mut tx = db.begin().await?;
+    let n = on_tx!(&mut tx, c => sqlx::query(
+        "UPDATE moderation_links SET settings = $1, updated_at = $2 WHERE instance_id = $3")
+        .bind(&json).bind(now.0).bind(instance_id)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    if n == 0 {
+        return Err(ModError::NotFound("link"));
+    }
+    let actor = db
+        .account(by)
+        .await?
+        .map(|a| a.email.to_string())
+        .unwrap_or_default();
+    append_in(
+        &mut tx,
+        &NewAuditEntry {
+            actor_id: Some(by),
+            actor,
+            action: "moderation.settings".into(),
+            org_id: Some(inst.org_id),
+            before: Some(serde_json::json!({
+                "instance_id": instance_id, "coop_org_id": before.coop.0,
+                "settings": before.settings })),
+            after: Some(serde_json::json!({
+                "instance_id": instance_id, "coop_org_id": before.coop.0, "settings": settings })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    link_of(db, instance_id)
+        .await?
+        .ok_or(ModError::NotFound("link"))
+}
+
 /// Ends a co-op's moderation of an instance (by its owner or admin). Its cases stay, visible
 /// to the instance only; the scheduled sync stops at its next run.
 pub async fn unlink_instance(db: &Db, by: AccountId, instance_id: i64) -> Result<()> {

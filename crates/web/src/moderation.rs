@@ -16,11 +16,12 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Extension, Json};
-use guildhall_core::{AccountId, OrgId, Permission, Timestamp};
+use guildhall_core::{AccountId, OrgId, OrgKind, Permission, Timestamp};
 use guildhall_moderation::model::{StepKind, StepState};
 use guildhall_moderation::{
-    Action, CaseState, CaseSummary, Category, DecisionState, DecisionView, ModError, NewDecision,
-    PageRequest, QueueFilter, QueueResult, RuleRef, Scope, ScopeKind, SlaState,
+    Action, CaseState, CaseSummary, Category, DecisionState, DecisionView, LinkSettings, ModError,
+    NewDecision, NoteTemplate, PageRequest, QueueFilter, QueueResult, RuleRef, Scope, ScopeKind,
+    SlaState,
 };
 use serde_json::json;
 
@@ -76,6 +77,22 @@ pub enum Route {
     ApiReject,
     /// Decisions with their outcomes (JSON; an instance admin's view).
     ApiDecisions,
+    /// The co-op link of an instance, or the instances a co-op serves (page).
+    Links,
+    /// Link the instance to a co-op (page form).
+    Link,
+    /// End the co-op's moderation of the instance (page form).
+    Unlink,
+    /// Change the link's settings (page form).
+    Settings,
+    /// The links visible to the organisation (JSON).
+    ApiLinks,
+    /// Link the instance to a co-op (JSON).
+    ApiLink,
+    /// End the co-op's moderation of the instance (JSON).
+    ApiUnlink,
+    /// Change the link's settings (JSON).
+    ApiSettings,
 }
 
 const fn text(name: &'static str, required: bool) -> Field {
@@ -107,6 +124,56 @@ const DECIDE_FIELDS: &[Field] = &[
     },
 ];
 const NOTE_FIELD: &[Field] = &[text("note", true)];
+/// The settings of a link; every field is optional (absent ones keep their value; an empty
+/// string clears a list). Templates are the pairs `template_name[i]`, `template_text[i]`.
+const SETTINGS_FIELDS: &[Field] = &[
+    text("claim_minutes", false),
+    text("sync_minutes", false),
+    text("sla_spam", false),
+    text("sla_legal", false),
+    text("sla_violation", false),
+    text("sla_other", false),
+    Field {
+        name: "second_review",
+        required: false,
+        ty: FieldType::ManyOf(ACTIONS),
+    },
+    Field {
+        name: "template_name",
+        required: false,
+        ty: FieldType::ManyOf(&[]),
+    },
+    Field {
+        name: "template_text",
+        required: false,
+        ty: FieldType::ManyOf(&[]),
+    },
+];
+const LINK_FIELDS: &[Field] = &[text("coop", true)];
+const API_LINK_FIELDS: &[Field] = &[
+    text("coop", true),
+    text("claim_minutes", false),
+    text("sync_minutes", false),
+    text("sla_spam", false),
+    text("sla_legal", false),
+    text("sla_violation", false),
+    text("sla_other", false),
+    Field {
+        name: "second_review",
+        required: false,
+        ty: FieldType::ManyOf(ACTIONS),
+    },
+    Field {
+        name: "template_name",
+        required: false,
+        ty: FieldType::ManyOf(&[]),
+    },
+    Field {
+        name: "template_text",
+        required: false,
+        ty: FieldType::ManyOf(&[]),
+    },
+];
 const REJECT_FIELDS: &[Field] = &[text("note", false)];
 
 use crate::routes::route;
@@ -137,6 +204,14 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
     route!([RouteId::Moderation(R::ApiApprove)], POST, "/api/v1/orgs/{org}/moderation/decisions/{decision}/approve", Api, Org(P::Moderate), "Approve a decision (not by its decider)", &[]),
     route!([RouteId::Moderation(R::ApiReject)], POST, "/api/v1/orgs/{org}/moderation/decisions/{decision}/reject", Api, Org(P::Moderate), "Reject a decision (not by its decider)", REJECT_FIELDS),
     route!([RouteId::Moderation(R::ApiDecisions)], GET, "/api/v1/orgs/{org}/moderation/decisions", Api, Org(P::Moderate), "Decisions on the visible cases with their delivery (query state, limit)", &[]),
+    route!([RouteId::Moderation(R::Links)], GET, "/orgs/{org}/moderation/links", Page, Org(P::Moderate), "The instance's co-op link and its settings, or the instances a co-op moderates", &[]),
+    route!([RouteId::Moderation(R::Link)], POST, "/orgs/{org}/moderation/link", Page, Org(P::EditOrganisation), "Link the organisation's instance to a co-op (its id or exact name)", LINK_FIELDS),
+    route!([RouteId::Moderation(R::Unlink)], POST, "/orgs/{org}/moderation/unlink", Page, Org(P::EditOrganisation), "End the co-op's moderation of the organisation's instance", &[]),
+    route!([RouteId::Moderation(R::Settings)], POST, "/orgs/{org}/moderation/settings", Page, Org(P::EditOrganisation), "Change the instance's moderation settings (second review, claim expiry, SLA, note templates)", SETTINGS_FIELDS),
+    route!([RouteId::Moderation(R::ApiLinks)], GET, "/api/v1/orgs/{org}/moderation/links", Api, Org(P::Moderate), "The instance's co-op link, or the instances a co-op moderates, with their settings", &[]),
+    route!([RouteId::Moderation(R::ApiLink)], PUT, "/api/v1/orgs/{org}/moderation/link", Api, Org(P::EditOrganisation), "Link the organisation's instance to a co-op (its id or exact name), optionally with settings", API_LINK_FIELDS),
+    route!([RouteId::Moderation(R::ApiUnlink)], DELETE, "/api/v1/orgs/{org}/moderation/link", Api, Org(P::EditOrganisation), "End the co-op's moderation of the organisation's instance", &[]),
+    route!([RouteId::Moderation(R::ApiSettings)], PUT, "/api/v1/orgs/{org}/moderation/link/settings", Api, Org(P::EditOrganisation), "Change the instance's moderation settings (absent fields keep their value; \"\" clears second_review or the templates)", SETTINGS_FIELDS),
 ];
 
 /// The handler of one of this module's routes, answering `filter`.
@@ -163,6 +238,14 @@ pub(crate) fn handler(id: Route, filter: MethodFilter) -> MethodRouter<AppState>
         R::ApiApprove => on(filter, api_approve),
         R::ApiReject => on(filter, api_reject),
         R::ApiDecisions => on(filter, api_decisions),
+        R::Links => on(filter, links_page),
+        R::Link => on(filter, link_page),
+        R::Unlink => on(filter, unlink_page),
+        R::Settings => on(filter, settings_page),
+        R::ApiLinks => on(filter, api_links),
+        R::ApiLink => on(filter, api_link),
+        R::ApiUnlink => on(filter, api_unlink),
+        R::ApiSettings => on(filter, api_settings),
     }
 }
 
@@ -1354,6 +1437,422 @@ async fn api_decisions(
         "decisions": ds,
     }))
     .into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Co-op links: an instance's owners and admins link their instance to a co-op, unlink it and
+// change its settings; everyone who works moderation in the organisation sees the links.
+
+/// The most note templates per instance, and the longest name and text.
+const MAX_TEMPLATES: usize = 50;
+const MAX_TEMPLATE_NAME: usize = 100;
+const MAX_TEMPLATE_TEXT: usize = 5000;
+
+/// `settings` with the fields given in `f` applied: numbers replace theirs; `second_review`
+/// and the template pairs replace the lists when given (an empty string clears them). Each
+/// error names the field it is about.
+fn apply_settings(settings: &mut LinkSettings, f: &Fields) -> Result<(), AppError> {
+    for (name, slot) in [
+        ("claim_minutes", &mut settings.claim_minutes),
+        ("sync_minutes", &mut settings.sync_minutes),
+    ] {
+        if let Some(v) = f.parse_optional::<u32>(name)? {
+            if !(1..=24 * 60).contains(&v) {
+                return Err(AppError::invalid(name, "must be between 1 and 1440"));
+            }
+            *slot = v;
+        }
+    }
+    for (name, slot) in [
+        ("sla_spam", &mut settings.sla_hours.spam),
+        ("sla_legal", &mut settings.sla_hours.legal),
+        ("sla_violation", &mut settings.sla_hours.violation),
+        ("sla_other", &mut settings.sla_hours.other),
+    ] {
+        if let Some(v) = f.parse_optional::<u32>(name)? {
+            if !(1..=24 * 365).contains(&v) {
+                return Err(AppError::invalid(name, "must be between 1 and 8760 hours"));
+            }
+            *slot = v;
+        }
+    }
+    let review = f.all("second_review");
+    if !review.is_empty() {
+        let mut actions = Vec::new();
+        for v in review.into_iter().map(str::trim).filter(|v| !v.is_empty()) {
+            let a: Action = v
+                .parse()
+                .map_err(|e: String| AppError::invalid("second_review", e))?;
+            if !actions.contains(&a) {
+                actions.push(a);
+            }
+        }
+        settings.second_review = actions;
+    }
+    let names = f.all("template_name");
+    let texts = f.all("template_text");
+    if !names.is_empty() || !texts.is_empty() {
+        if names.len() != texts.len() {
+            return Err(AppError::invalid(
+                "template_text",
+                format!(
+                    "{} template names but {} texts: give each template a name and a text",
+                    names.len(),
+                    texts.len()
+                ),
+            ));
+        }
+        let mut templates: Vec<NoteTemplate> = Vec::new();
+        for (i, (name, text)) in names.iter().zip(&texts).enumerate() {
+            let (name, text) = (name.trim(), text.trim());
+            if name.is_empty() && text.is_empty() {
+                continue;
+            }
+            let n = i + 1;
+            if name.is_empty() {
+                return Err(AppError::invalid(
+                    "template_name",
+                    format!("template {n} has a text but no name"),
+                ));
+            }
+            if name.chars().count() > MAX_TEMPLATE_NAME {
+                return Err(AppError::invalid(
+                    "template_name",
+                    format!("template {n}: at most {MAX_TEMPLATE_NAME} characters"),
+                ));
+            }
+            if templates.iter().any(|t| t.name == name) {
+                return Err(AppError::invalid(
+                    "template_name",
+                    format!("two templates are named {name:?}"),
+                ));
+            }
+            if text.is_empty() {
+                return Err(AppError::invalid(
+                    "template_text",
+                    format!("template {n} ({name:?}) has no text"),
+                ));
+            }
+            if text.chars().count() > MAX_TEMPLATE_TEXT {
+                return Err(AppError::invalid(
+                    "template_text",
+                    format!("template {n} ({name:?}): at most {MAX_TEMPLATE_TEXT} characters"),
+                ));
+            }
+            let t = NoteTemplate::new(name, text);
+            t.placeholders().map_err(|e| {
+                AppError::invalid("template_text", format!("template {n} ({name:?}): {e}"))
+            })?;
+            templates.push(t);
+        }
+        if templates.len() > MAX_TEMPLATES {
+            return Err(AppError::invalid(
+                "template_name",
+                format!("at most {MAX_TEMPLATES} templates"),
+            ));
+        }
+        settings.templates = templates;
+    }
+    settings
+        .validate()
+        .map_err(|(field, message)| AppError::invalid(field, message))
+}
+
+/// The connected instance of the instance organisation acted in; a co-op (which has none to
+/// link) or an organisation without an instance is a conflict saying what to do instead.
+async fn own_instance(
+    st: &AppState,
+    ctx: &Ctx,
+) -> Result<guildhall_db::instances::Instance, AppError> {
+    let org = ctx.org_id()?;
+    let o = st.db.organisation(org).await?.ok_or(AppError::NotFound)?;
+    if o.kind == OrgKind::Cooperative {
+        return Err(AppError::Conflict(
+            "this organisation is a co-op: an instance's owners and admins link their instance \
+             to it, and change its settings, from the instance's organisation"
+                .to_owned(),
+        ));
+    }
+    match st.db.instance_of_org(org).await? {
+        Some(i) => Ok(i),
+        None => Err(AppError::Conflict(
+            "connect the organisation's instance first (Instance page)".to_owned(),
+        )),
+    }
+}
+
+/// The co-op a `coop` field names: its id, or the exact name (case-insensitive) of one
+/// organisation. Whether it is a cooperative is checked by `link_instance`.
+async fn find_coop(st: &AppState, coop: &str) -> Result<OrgId, AppError> {
+    let coop = coop.trim();
+    if let Ok(id) = coop.parse::<i64>() {
+        return match st.db.organisation(OrgId(id)).await? {
+            Some(o) => Ok(o.id),
+            None => Err(AppError::invalid(
+                "coop",
+                format!("no organisation has id {id}"),
+            )),
+        };
+    }
+    let found: Vec<OrgId> = st
+        .db
+        .list_organisations()
+        .await?
+        .into_iter()
+        .filter(|o| o.name.eq_ignore_ascii_case(coop))
+        .map(|o| o.id)
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(AppError::invalid(
+            "coop",
+            format!(
+                "no organisation is named {:?} (give the co-op's id or exact name)",
+                coop.chars().take(80).collect::<String>()
+            ),
+        )),
+        _ => Err(AppError::invalid(
+            "coop",
+            "several organisations have this name: give the co-op's id",
+        )),
+    }
+}
+
+/// Links the instance to the co-op in `f` (keeping its settings when it is linked already,
+/// with the settings fields applied).
+async fn do_link(
+    st: &AppState,
+    ctx: &Ctx,
+    f: &Fields,
+) -> Result<guildhall_moderation::Link, AppError> {
+    let coop = f.required("coop")?;
+    let who = ctx.who()?.account.id;
+    let inst = own_instance(st, ctx).await?;
+    let coop = find_coop(st, coop).await?;
+    let owner = Scope::for_member(&st.db, who, ctx.org_id()?)
+        .await
+        .map_err(mod_err)?;
+    let mut settings = guildhall_moderation::links(&st.db, &owner)
+        .await
+        .map_err(mod_err)?
+        .into_iter()
+        .next()
+        .map(|l| l.settings)
+        .unwrap_or_default();
+    apply_settings(&mut settings, f)?;
+    guildhall_moderation::link_instance(&st.db, who, coop, inst.id, &settings)
+        .await
+        .map_err(mod_err)
+}
+
+async fn do_unlink(st: &AppState, ctx: &Ctx) -> Result<i64, AppError> {
+    let who = ctx.who()?.account.id;
+    let inst = own_instance(st, ctx).await?;
+    match guildhall_moderation::unlink_instance(&st.db, who, inst.id).await {
+        Ok(()) => Ok(inst.id),
+        Err(ModError::NotFound("link")) => Err(AppError::Conflict(
+            "the instance is not linked to a co-op".to_owned(),
+        )),
+        Err(e) => Err(mod_err(e)),
+    }
+}
+
+async fn do_settings(
+    st: &AppState,
+    ctx: &Ctx,
+    f: &Fields,
+) -> Result<guildhall_moderation::Link, AppError> {
+    let who = ctx.who()?.account.id;
+    let inst = own_instance(st, ctx).await?;
+    let owner = Scope::for_member(&st.db, who, ctx.org_id()?)
+        .await
+        .map_err(mod_err)?;
+    let Some(link) = guildhall_moderation::links(&st.db, &owner)
+        .await
+        .map_err(mod_err)?
+        .into_iter()
+        .find(|l| l.instance_id == inst.id)
+    else {
+        return Err(AppError::Conflict(
+            "link the instance to a co-op first".to_owned(),
+        ));
+    };
+    let mut settings = link.settings;
+    apply_settings(&mut settings, f)?;
+    guildhall_moderation::update_settings(&st.db, who, inst.id, &settings)
+        .await
+        .map_err(mod_err)
+}
+
+struct LinkItem {
+    instance_id: i64,
+    domain: String,
+    coop_id: i64,
+    coop_name: String,
+    since: String,
+    second_review: String,
+    claim_minutes: u32,
+    sync_minutes: u32,
+    sla: Vec<(&'static str, &'static str, u32)>,
+    review_choices: Vec<(&'static str, bool)>,
+    templates: Vec<TemplateItem>,
+}
+
+#[derive(Template)]
+#[template(path = "moderation/links.html")]
+struct LinksPage {
+    l: Layout,
+    org_id: i64,
+    org_name: String,
+    coop: bool,
+    admin: bool,
+    has_instance: bool,
+    links: Vec<LinkItem>,
+}
+
+async fn links_page(
+    State(st): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+) -> Result<Response, AppError> {
+    let s = scope(&st, &ctx).await?;
+    let links = guildhall_moderation::links(&st.db, &s)
+        .await
+        .map_err(mod_err)?;
+    let mut items = Vec::with_capacity(links.len());
+    for l in links {
+        let coop_name = st
+            .db
+            .organisation(l.coop)
+            .await?
+            .map(|o| o.name)
+            .unwrap_or_default();
+        let h = l.settings.sla_hours;
+        items.push(LinkItem {
+            instance_id: l.instance_id,
+            domain: l.domain,
+            coop_id: l.coop.0,
+            coop_name,
+            since: fmt_time(l.created_at),
+            second_review: if l.settings.second_review.is_empty() {
+                "none".to_owned()
+            } else {
+                l.settings
+                    .second_review
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            claim_minutes: l.settings.claim_minutes,
+            sync_minutes: l.settings.sync_minutes,
+            sla: vec![
+                ("sla_spam", "spam", h.spam),
+                ("sla_legal", "legal", h.legal),
+                ("sla_violation", "violation", h.violation),
+                ("sla_other", "other", h.other),
+            ],
+            review_choices: Action::ALL
+                .iter()
+                .map(|a| (a.as_str(), l.settings.second_review.contains(a)))
+                .collect(),
+            templates: l
+                .settings
+                .templates
+                .iter()
+                .map(|t| TemplateItem {
+                    name: t.name.clone(),
+                    text: t.text.clone(),
+                })
+                .collect(),
+        });
+    }
+    let (admin, has_instance) = match s.kind() {
+        ScopeKind::Instance {
+            admin, instance_id, ..
+        } => (admin, instance_id.is_some()),
+        ScopeKind::Coop { .. } => (false, false),
+    };
+    let org = st
+        .db
+        .organisation(s.org())
+        .await?
+        .ok_or(AppError::NotFound)?;
+    render(&LinksPage {
+        l: layout(&st, &ctx, "Co-op link").await?,
+        org_id: s.org().0,
+        org_name: org.name,
+        coop: s.works_cases(),
+        admin,
+        has_instance,
+        links: items,
+    })
+}
+
+fn to_links(ctx: &Ctx) -> Result<Response, AppError> {
+    Ok(Redirect::to(&format!("/orgs/{}/moderation/links", ctx.org_id()?.0)).into_response())
+}
+
+async fn link_page(
+    State(st): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Input(f): Input,
+) -> Result<Response, AppError> {
+    do_link(&st, &ctx, &f).await?;
+    to_links(&ctx)
+}
+
+async fn unlink_page(
+    State(st): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+) -> Result<Response, AppError> {
+    do_unlink(&st, &ctx).await?;
+    to_links(&ctx)
+}
+
+async fn settings_page(
+    State(st): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Input(f): Input,
+) -> Result<Response, AppError> {
+    do_settings(&st, &ctx, &f).await?;
+    to_links(&ctx)
+}
+
+async fn api_links(
+    State(st): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+) -> Result<Response, AppError> {
+    let s = scope(&st, &ctx).await?;
+    let links = guildhall_moderation::links(&st.db, &s)
+        .await
+        .map_err(mod_err)?;
+    Ok(Json(json!({ "organisation": s.org(), "links": links })).into_response())
+}
+
+async fn api_link(
+    State(st): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Input(f): Input,
+) -> Result<Response, AppError> {
+    let link = do_link(&st, &ctx, &f).await?;
+    Ok(Json(json!({ "link": link })).into_response())
+}
+
+async fn api_unlink(
+    State(st): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+) -> Result<Response, AppError> {
+    let id = do_unlink(&st, &ctx).await?;
+    Ok(Json(json!({ "instance_id": id, "unlinked": true })).into_response())
+}
+
+async fn api_settings(
+    State(st): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Input(f): Input,
+) -> Result<Response, AppError> {
+    let link = do_settings(&st, &ctx, &f).await?;
+    Ok(Json(json!({ "link": link })).into_response())
 }
 
 #[cfg(test)]

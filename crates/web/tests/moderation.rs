@@ -495,3 +495,265 @@ db_test!(moderation_http_tenancy_and_instance_view, |db| async move {
         "not a member of instance B's organisation"
     );
 });
+
+db_test!(
+    moderation_http_link_unlink_and_settings_by_the_instance_admin,
+    |db| async move {
+        let a = fake(&[spam_report(10)]).await;
+        let b = fake(&[rude_report(20)]).await;
+        let w = world_with(&db, "lk", &[&a, &b], false).await;
+        let (ia, ib) = (&w.instances[0], &w.instances[1]);
+        let app = app_for(&db).await;
+        let mut adm = signed_in(&db, &app, ia.admin).await;
+        let mut adm_b = signed_in(&db, &app, ib.admin).await;
+        let mut m1 = signed_in(&db, &app, w.m1).await;
+
+        // Not linked yet: the page offers the link form; the co-op serves nothing.
+        let r = adm.get(&page(ia.org, "/links")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(
+            r.body.contains("Link the instance to a co-op"),
+            "{}",
+            r.body
+        );
+        let l = m1.get(&api(w.coop, "/links")).await.json();
+        assert_eq!(l["links"].as_array().unwrap().len(), 0, "{l}");
+
+        // An organisation that is not a co-op, or none at all, is refused naming the field.
+        let r = adm
+            .json(
+                Method::PUT,
+                &api(ia.org, "/link"),
+                json!({"coop": ib.org.0.to_string()}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert_eq!(r.json()["error"]["field"], "coop");
+        assert!(r.body.contains("not a cooperative"), "{}", r.body);
+        let r = adm
+            .json(
+                Method::PUT,
+                &api(ia.org, "/link"),
+                json!({"coop": "No such co-op"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert_eq!(r.json()["error"]["field"], "coop");
+        let r = adm
+            .json(Method::PUT, &api(ia.org, "/link"), json!({}))
+            .await;
+        assert_eq!(r.json()["error"]["field"], "coop");
+
+        // Linking by id (JSON) and by exact name (page form).
+        let r = adm
+            .json(
+                Method::PUT,
+                &api(ia.org, "/link"),
+                json!({"coop": w.coop.0.to_string(), "claim_minutes": 40}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let link = &r.json()["link"];
+        assert_eq!(link["coop"], w.coop.0);
+        assert_eq!(link["instance_id"], ia.id);
+        assert_eq!(link["settings"]["claim_minutes"], 40);
+        assert_eq!(link["settings"]["second_review"], json!(["suspend"]));
+        let r = adm_b
+            .post_form(&page(ib.org, "/link"), &[("coop", "co-op LK")])
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let r = adm_b.get(&page(ib.org, "/links")).await;
+        assert!(r.body.contains("Co-op lk (co-op"), "{}", r.body);
+        // The co-op's moderators see both instances, read-only.
+        let l = m1.get(&api(w.coop, "/links")).await.json();
+        let served: Vec<i64> = l["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["instance_id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(served, vec![ia.id, ib.id], "{l}");
+        let r = m1.get(&page(w.coop, "/links")).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(!r.body.contains("settings-form"), "{}", r.body);
+        // The first sync was enqueued: the co-op's queue fills.
+        drain(&w.services).await;
+        let q = m1.get(&api(w.coop, "/queue")).await.json();
+        assert_eq!(q["cases"].as_array().unwrap().len(), 2, "{q}");
+
+        // Settings through the API: templates are checked, errors name the field, nothing
+        // changes on an error.
+        let r = adm
+            .json(
+                Method::PUT,
+                &api(ia.org, "/link/settings"),
+                json!({
+                    "second_review": ["suspend", "silence"],
+                    "sla_legal": "12",
+                    "template_name": ["warn"],
+                    "template_text": ["Rule {{rule}} was broken."],
+                }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let s = &r.json()["link"]["settings"];
+        assert_eq!(s["second_review"], json!(["suspend", "silence"]));
+        assert_eq!(s["sla_hours"]["legal"], 12);
+        assert_eq!(s["claim_minutes"], 40, "absent fields keep their value");
+        assert_eq!(s["templates"][0]["name"], "warn");
+        for (body, field) in [
+            (
+                json!({"template_name": ["a"], "template_text": ["oops {{x"]}),
+                "template_text",
+            ),
+            (
+                json!({"template_name": ["a", "a"], "template_text": ["x", "y"]}),
+                "template_name",
+            ),
+            (
+                json!({"template_name": ["a", "b"], "template_text": ["x"]}),
+                "template_text",
+            ),
+            (
+                json!({"template_name": [""], "template_text": ["text"]}),
+                "template_name",
+            ),
+            (json!({"claim_minutes": 0}), "claim_minutes"),
+            (json!({"sla_spam": "many"}), "sla_spam"),
+            (json!({"second_review": ["ban"]}), "second_review"),
+        ] {
+            let r = adm
+                .json(Method::PUT, &api(ia.org, "/link/settings"), body.clone())
+                .await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+            assert_eq!(r.json()["error"]["field"], field, "{body}: {}", r.body);
+        }
+        let l = adm.get(&api(ia.org, "/links")).await.json();
+        assert_eq!(
+            l["links"][0]["settings"]["templates"][0]["text"],
+            "Rule {{rule}} was broken."
+        );
+        // The case view offers the new template.
+        let case_a = q["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["instance_id"] == ia.id)
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let v = m1
+            .get(&api(w.coop, &format!("/cases/{case_a}")))
+            .await
+            .json();
+        assert_eq!(v["settings"]["templates"][0]["name"], "warn", "{v}");
+
+        // Settings through the page form: an empty second_review clears the list, blank
+        // template rows are dropped.
+        let r = adm
+            .post_form(
+                &page(ia.org, "/settings"),
+                &[
+                    ("second_review", ""),
+                    ("claim_minutes", "20"),
+                    ("template_name", "warn"),
+                    ("template_text", "Rule {{rule}} of {{instance}}."),
+                    ("template_name", ""),
+                    ("template_text", ""),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let s = adm.get(&api(ia.org, "/links")).await.json()["links"][0]["settings"].clone();
+        assert_eq!(s["second_review"], json!([]));
+        assert_eq!(s["claim_minutes"], 20);
+        assert_eq!(s["templates"].as_array().unwrap().len(), 1);
+        let r = adm
+            .post_form(
+                &page(ia.org, "/settings"),
+                &[("template_name", "bad"), ("template_text", "{{no end")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(
+            r.body.contains("Field: <code>template_text</code>"),
+            "{}",
+            r.body
+        );
+
+        // Tenancy: another instance's admin gets 404 on our paths; the co-op's moderators
+        // cannot change the settings (403 in the co-op, 404 in the instance's organisation).
+        for r in [
+            adm_b.get(&page(ia.org, "/links")).await,
+            adm_b
+                .json(
+                    Method::PUT,
+                    &api(ia.org, "/link/settings"),
+                    json!({"claim_minutes": 5}),
+                )
+                .await,
+            adm_b
+                .json(Method::DELETE, &api(ia.org, "/link"), json!({}))
+                .await,
+            m1.json(
+                Method::PUT,
+                &api(ia.org, "/link/settings"),
+                json!({"claim_minutes": 5}),
+            )
+            .await,
+        ] {
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+        }
+        let r = m1
+            .json(
+                Method::PUT,
+                &api(w.coop, "/link/settings"),
+                json!({"claim_minutes": 5}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        let s = adm.get(&api(ia.org, "/links")).await.json()["links"][0]["settings"].clone();
+        assert_eq!(s["claim_minutes"], 20, "unchanged");
+
+        // Unlinking: the co-op stops serving the instance; a second unlink is a conflict.
+        let r = adm
+            .json(Method::DELETE, &api(ia.org, "/link"), json!({}))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let l = m1.get(&api(w.coop, "/links")).await.json();
+        assert_eq!(l["links"].as_array().unwrap().len(), 1, "{l}");
+        assert_eq!(l["links"][0]["instance_id"], ib.id);
+        let r = adm
+            .json(Method::DELETE, &api(ia.org, "/link"), json!({}))
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        let r = adm.post_form(&page(ia.org, "/unlink"), &[]).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        let r = adm_b.post_form(&page(ib.org, "/unlink"), &[]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+
+        // Every write is in the audit log.
+        let actions: Vec<String> = db
+            .audit_entries(Some(ia.org), None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        for want in [
+            "moderation.link",
+            "moderation.settings",
+            "moderation.unlink",
+        ] {
+            assert!(actions.iter().any(|a| a == want), "{want}: {actions:?}");
+        }
+        assert_eq!(
+            actions
+                .iter()
+                .filter(|a| *a == "moderation.settings")
+                .count(),
+            2,
+            "only the accepted changes: {actions:?}"
+        );
+    }
+);

@@ -1,7 +1,8 @@
 //! The authorisation entries of the moderation routes (part of `authz.rs`'s table) and the
 //! fixture ids their paths need.
 //!
-//! Every moderation route needs `Permission::Moderate` (owners, admins and moderators). The
+//! Every moderation route needs `Permission::Moderate` (owners, admins and moderators), except
+//! changing an instance's co-op link, which needs `EditOrganisation` (owners and admins). The
 //! probe organisation is a cooperative moderating one instance connected to an in-process fake
 //! Mastodon: `{case}` is a case of it with a copied image (`{media}`), `{decision}` a suspend
 //! decided by another moderator, waiting for review.
@@ -24,6 +25,7 @@ use guildhall_moderation::{
 };
 
 const MOD: &str = "owner admin moderator";
+const ADMIN: &str = "owner admin";
 
 /// Who may use each route (same rules as `authz.rs`'s table).
 pub const EXPECTED: &[(&str, &str, &str)] = &[
@@ -80,6 +82,16 @@ pub const EXPECTED: &[(&str, &str, &str)] = &[
         MOD,
     ),
     ("GET", "/api/v1/orgs/{org}/moderation/decisions", MOD),
+    // The probe organisation is a co-op: its owners and admins reach the handlers (which
+    // answer 400 for a missing `coop` or 409: a co-op has no instance to link).
+    ("GET", "/orgs/{org}/moderation/links", MOD),
+    ("POST", "/orgs/{org}/moderation/link", ADMIN),
+    ("POST", "/orgs/{org}/moderation/unlink", ADMIN),
+    ("POST", "/orgs/{org}/moderation/settings", ADMIN),
+    ("GET", "/api/v1/orgs/{org}/moderation/links", MOD),
+    ("PUT", "/api/v1/orgs/{org}/moderation/link", ADMIN),
+    ("DELETE", "/api/v1/orgs/{org}/moderation/link", ADMIN),
+    ("PUT", "/api/v1/orgs/{org}/moderation/link/settings", ADMIN),
 ];
 
 const TOKEN: &str = "tok-probe";

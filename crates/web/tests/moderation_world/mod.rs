@@ -103,6 +103,11 @@ pub struct World {
 /// A co-op named `name` (its owner and moderators have e-mails under `name`.example) and one
 /// linked instance organisation per fake.
 pub async fn world(db: &Db, name: &str, fakes: &[&FakeMastodon]) -> World {
+    world_with(db, name, fakes, true).await
+}
+
+/// As [`world`], with the instances connected but linked to the co-op only when `link`.
+pub async fn world_with(db: &Db, name: &str, fakes: &[&FakeMastodon], link: bool) -> World {
     // One key for every world of the process: a worker of one world may run another's jobs.
     static KEYS: std::sync::OnceLock<Arc<Keyring>> = std::sync::OnceLock::new();
     let keyring = KEYS
@@ -157,9 +162,11 @@ pub async fn world(db: &Db, name: &str, fakes: &[&FakeMastodon]) -> World {
             )
             .await
             .unwrap();
-        link_instance(db, admin, coop, inst.id, &settings())
-            .await
-            .unwrap();
+        if link {
+            link_instance(db, admin, coop, inst.id, &settings())
+                .await
+                .unwrap();
+        }
         instances.push(Inst {
             id: inst.id,
             org,
