@@ -10,6 +10,7 @@ use guildhall_core::Timestamp;
 use guildhall_db::instances::token_secret_name;
 use guildhall_db::jobs::{Job, NewJob};
 use guildhall_db::{on_pool, Db};
+use guildhall_mastodon::net::{self, Outbound};
 use guildhall_mastodon::{Client, Secret};
 use serde::Serialize;
 use serde_json::Value;
@@ -394,8 +395,10 @@ pub(crate) async fn webhook_job_handler(services: Services, job: Job) -> Result<
     Ok(())
 }
 
-/// The `moderation.media` handler: copies the bytes of some reports' pending media (public URLs;
-/// at most [`MEDIA_CAP_BYTES`] each). Failures are retried; the last attempt records them.
+/// The `moderation.media` handler: copies the bytes of some reports' pending media (at most
+/// [`MEDIA_CAP_BYTES`] each) through the outbound guard of `services.client.outbound`. An
+/// address the guard refuses (or a URL that is not http(s)) is recorded as failed at once;
+/// other failures are retried and the last attempt records them. The reports are kept either way.
 pub(crate) async fn media_job_handler(services: Services, job: Job) -> Result<()> {
     let db = &services.db;
     let report_ids: Vec<i64> = job
@@ -412,10 +415,14 @@ pub(crate) async fn media_job_handler(services: Services, job: Job) -> Result<()
             .bind(report_id).fetch_all(p).await)?;
         pending.extend(rows);
     }
-    let http = reqwest::Client::builder()
+    // Media URLs come from the instance's reports, so they are as untrusted as a URL a user
+    // types: they go through the outbound guard the services are configured with.
+    let outbound = services.client.outbound;
+    let builder = reqwest::Client::builder()
         .timeout(services.client.timeout)
         .connect_timeout(services.client.connect_timeout)
-        .user_agent(services.client.user_agent.clone())
+        .user_agent(services.client.user_agent.clone());
+    let http = net::apply(builder, outbound)
         .build()
         .map_err(|e| ModError::invalid("http client", e.to_string()))?;
     let last_attempt = job.attempts >= job.max_attempts;
@@ -425,7 +432,7 @@ pub(crate) async fn media_job_handler(services: Services, job: Job) -> Result<()
             set_media(db, id, "failed", Some("the media has no URL"), None, None).await?;
             continue;
         };
-        match fetch_capped(&http, &url).await {
+        match fetch_capped(&http, outbound, &url).await {
             Ok(Fetched::Bytes(ct, bytes)) => {
                 set_media(db, id, "copied", None, ct, Some(bytes)).await?
             }
@@ -440,7 +447,20 @@ pub(crate) async fn media_job_handler(services: Services, job: Job) -> Result<()
                 )
                 .await?
             }
-            Err(e) => {
+            Err(FetchError::Refused(e)) => {
+                // Retrying cannot help: the address is not allowed.
+                tracing::warn!(media_id = id, "moderation media not fetched: {e}");
+                set_media(
+                    db,
+                    id,
+                    "failed",
+                    Some(&format!("not fetched: {e}")),
+                    None,
+                    None,
+                )
+                .await?;
+            }
+            Err(FetchError::Failed(e)) => {
                 if last_attempt {
                     set_media(db, id, "failed", Some(&e), None, None).await?;
                 } else {
@@ -460,18 +480,39 @@ enum Fetched {
     TooLarge,
 }
 
-async fn fetch_capped(http: &reqwest::Client, url: &str) -> std::result::Result<Fetched, String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+/// Why a media item was not copied.
+enum FetchError {
+    /// The outbound guard refused the address (not retried).
+    Refused(String),
+    /// Anything else (retried).
+    Failed(String),
+}
+
+async fn fetch_capped(
+    http: &reqwest::Client,
+    outbound: Outbound,
+    url: &str,
+) -> std::result::Result<Fetched, FetchError> {
+    let parsed = url::Url::parse(url).map_err(|e| FetchError::Refused(format!("{url}: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("{url}: only http(s) media is copied"));
+        return Err(FetchError::Refused(format!(
+            "{url}: only http(s) media is copied"
+        )));
     }
-    let mut resp = http
-        .get(parsed)
-        .send()
-        .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
+    net::check_url(&parsed, outbound).map_err(|e| FetchError::Refused(format!("{url}: {e}")))?;
+    let mut resp = http.get(parsed).send().await.map_err(|e| {
+        let msg = format!("GET {url}: {}", net::describe(&e));
+        if net::refusal(&e).is_some() {
+            FetchError::Refused(msg)
+        } else {
+            FetchError::Failed(msg)
+        }
+    })?;
     if !resp.status().is_success() {
-        return Err(format!("GET {url}: status {}", resp.status()));
+        return Err(FetchError::Failed(format!(
+            "GET {url}: status {}",
+            resp.status()
+        )));
     }
     if resp
         .content_length()
@@ -485,7 +526,11 @@ async fn fetch_capped(http: &reqwest::Client, url: &str) -> std::result::Result<
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| format!("GET {url}: {e}"))? {
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| FetchError::Failed(format!("GET {url}: {e}")))?
+    {
         if out.len() + chunk.len() > MEDIA_CAP_BYTES {
             return Ok(Fetched::TooLarge);
         }
