@@ -1,5 +1,6 @@
 //! The moderation browser test: headless Chromium against the app served in-process, on both
-//! backends, with two fake instances and the job worker run in-process. A moderator signs in,
+//! backends, with two fake instances and the job worker run in-process. An instance's admin
+//! links the instance to the co-op and adds a note template through the pages; a moderator signs in,
 //! opens the queue, opens a case, finds its image blurred and greyscaled until revealed,
 //! claims the case, decides citing a rule with a filled note; the worker delivers the action
 //! to the fake instance and the case shows it delivered; then the instance's admin signs in
@@ -24,8 +25,12 @@ db_test!(
         let _one = ONE_AT_A_TIME.lock().await;
         let a = fake(&[spam_report(10), rude_report(11)]).await;
         let b = fake(&[spam_report(20)]).await;
-        let w = world(&db, "hall", &[&a, &b]).await;
-        drain(&w.services).await;
+        // Instance A is linked by its admin through the page (in `flow`); B by the fixture.
+        let w = world_with(&db, "hall", &[&a, &b], false).await;
+        let ib = &w.instances[1];
+        guildhall_moderation::link_instance(&db, ib.admin, w.coop, ib.id, &settings())
+            .await
+            .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let st = AppState::new(
@@ -110,6 +115,30 @@ async fn flow(
     m: Client,
     admin: Client,
 ) {
+    // Instance A's admin links the instance to the co-op through the page, then adds the
+    // note template the moderator will use.
+    let inst = &w.instances[0];
+    login(&admin, &base, &inst.admin_email, PASSWORD).await;
+    switch_to(&admin, inst.org.0).await;
+    let links = format!("/orgs/{}/moderation/links", inst.org.0);
+    admin.goto(&format!("{base}{links}")).await.unwrap();
+    fill(&admin, "#coop", &w.coop.0.to_string()).await;
+    click(&admin, "#link").await;
+    wait_for_path(&admin, &links).await;
+    wait_text(&admin, "#linked-coop", |t| t.starts_with("Co-op hall")).await;
+    fill(&admin, "#template-name-new", "warn").await;
+    fill(
+        &admin,
+        "#template-text-new",
+        "Your account broke rule {{rule}} of {{instance}}.",
+    )
+    .await;
+    click(&admin, "#save-settings").await;
+    wait_for_path(&admin, &links).await;
+    wait_text(&admin, "#template-name-1", |_| true).await;
+    // The first sync runs (the link enqueued it).
+    drain(&w.services).await;
+
     // The moderator signs in and opens the queue from the navigation.
     login(&m, &base, &w.m1_email, PASSWORD).await;
     m.goto(&format!("{base}/orgs/{}/moderation", w.coop.0))
@@ -195,9 +224,7 @@ async fn flow(
     m.refresh().await.unwrap();
     wait_text(&m, ".mod-decision .decision-state", |t| t == "delivered").await;
 
-    // The instance's admin signs in and sees the outcome on their instance's page.
-    let inst = &w.instances[0];
-    login(&admin, &base, &inst.admin_email, PASSWORD).await;
+    // The instance's admin (still signed in) sees the outcome on their instance's page.
     switch_to(&admin, inst.org.0).await;
     admin
         .wait()
