@@ -247,9 +247,11 @@ impl Compact {
             return 0;
         }
         let h = FxBuildHasher.hash_one(c);
-        let (text, comments) = (&self.text, &self.comments);
+        // Compared as bytes: no character-boundary checks.
+        let (text, comments) = (self.text.as_bytes(), &self.comments);
         if let Some(&id) = self.comment_index.find(h, |&i| {
-            &text[comments[i as usize].0..comments[i as usize].1] == c
+            let s = comments[i as usize];
+            text.get(s.0..s.1) == Some(c.as_bytes())
         }) {
             return id;
         }
@@ -394,14 +396,14 @@ impl Builder {
         let pc = self.list.intern_comment(row.public_comment);
         let pv = self.list.intern_comment(row.private_comment);
         let h = hash_domain(domain);
-        let (rows, text) = (&self.list.rows, &self.list.text);
+        let (rows, text) = (&self.list.rows, self.list.text.as_bytes());
         // One probe: a new domain's index is the row about to be pushed.
         let next = rows.len() as u32;
         let found = match self.index.entry(
             h,
             |&i| {
                 let s = rows[i as usize].dom;
-                &text[s.0..s.1] == domain
+                text.get(s.0..s.1) == Some(domain.as_bytes())
             },
             |&j| rows[j as usize].hash,
         ) {
@@ -519,22 +521,13 @@ impl Layout {
         raw: impl Fn(usize) -> Option<&'a [u8]>,
     ) -> Option<RawRow<'a>> {
         let severity = match self.severity {
-            Some(i) => Some(match raw(i).unwrap_or(b"") {
-                b"suspend" => Severity::Suspend,
-                b"silence" => Severity::Silence,
-                b"noop" | b"" => Severity::Noop,
-                _ => return None,
-            }),
+            Some(i) => Some(exact_severity(raw(i).unwrap_or(b""))?),
             None => None,
         };
         let mut flags = [false; 3];
         for (f, at) in flags.iter_mut().zip(self.flags) {
             if let Some(i) = at {
-                *f = match raw(i).unwrap_or(b"") {
-                    b"true" => true,
-                    b"false" => false,
-                    _ => return None,
-                };
+                *f = exact_bool(raw(i).unwrap_or(b""))?;
             }
         }
         let text = |i: usize| field(i).unwrap_or("");
@@ -549,6 +542,51 @@ impl Layout {
             digest: self.digest.and_then(&field),
         })
     }
+}
+
+/// The first `K` bytes of `v` as a number (0 if `v` is shorter).
+#[inline(always)]
+fn head<const K: usize>(v: &[u8]) -> u64 {
+    v.get(..K).map_or(0, |h| {
+        let mut w = [0u8; 8];
+        w[..K].copy_from_slice(h);
+        u64::from_le_bytes(w)
+    })
+}
+
+/// `K` bytes as [`head`] reads them.
+const fn word<const K: usize>(s: &[u8; K]) -> u64 {
+    let mut w = 0u64;
+    let mut i = K;
+    while i > 0 {
+        i -= 1;
+        w = (w << 8) | s[i] as u64;
+    }
+    w
+}
+
+/// `true` or `false` exactly. Which one it is decides no branch: in a list, the values of a
+/// column look random to the branch predictor.
+#[inline]
+fn exact_bool(v: &[u8]) -> Option<bool> {
+    let n = v.len();
+    let t = (n == 4) & (head::<4>(v) == word(b"true"));
+    let f = (n == 5) & (head::<5>(v) == word(b"false"));
+    (t | f).then_some(t)
+}
+
+/// `suspend`, `silence`, `noop` or empty exactly, without a branch on which (see
+/// [`exact_bool`]).
+#[inline]
+fn exact_severity(v: &[u8]) -> Option<Severity> {
+    let n = v.len();
+    let h7 = head::<7>(v);
+    let suspend = (n == 7) & (h7 == word(b"suspend"));
+    let silence = (n == 7) & (h7 == word(b"silence"));
+    let noop = (n == 0) | ((n == 4) & (head::<4>(v) == word(b"noop")));
+    const BY_CODE: [Severity; 3] = [Severity::Noop, Severity::Silence, Severity::Suspend];
+    let code = 2 * usize::from(suspend) + usize::from(silence);
+    (suspend | silence | noop).then_some(BY_CODE[code])
 }
 
 /// Does a public comment hold a boolean (a sign of a mislabelled header)?
@@ -1084,6 +1122,30 @@ fn read_rapidblock_json(bytes: &[u8], b: &mut Builder) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exact_spellings_only() {
+        for v in [
+            "", "t", "tru", "true", "truee", "True", "false", "fals", "falsee", "FALSE", "noop",
+            "noo", "noopy", "suspend", "suspen", "suspends", "silence", "Silence", "limit",
+            "silencE", " true",
+        ] {
+            let b = v.as_bytes();
+            let bool_want = match v {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            };
+            assert_eq!(exact_bool(b), bool_want, "{v:?}");
+            let sev_want = match v {
+                "suspend" => Some(Severity::Suspend),
+                "silence" => Some(Severity::Silence),
+                "noop" | "" => Some(Severity::Noop),
+                _ => None,
+            };
+            assert_eq!(exact_severity(b), sev_want, "{v:?}");
+        }
+    }
 
     #[test]
     fn a_row_by_layout_is_the_row_by_columns() {
