@@ -93,6 +93,12 @@ pub enum Route {
     ApiUnlink,
     /// Change the link's settings (JSON).
     ApiSettings,
+    /// Try a failed delivery again (page form).
+    Retry,
+    /// Try a failed delivery again (JSON).
+    ApiRetry,
+    /// Cases escalated to the instance's own moderators, with the notes (JSON).
+    ApiEscalations,
 }
 
 const fn text(name: &'static str, required: bool) -> Field {
@@ -211,6 +217,9 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
     route!([RouteId::Moderation(R::ApiLinks)], GET, "/api/v1/orgs/{org}/moderation/links", Api, Org(P::Moderate), "The instance's co-op link, or the instances a co-op moderates, with their settings", &[]),
     route!([RouteId::Moderation(R::ApiLink)], PUT, "/api/v1/orgs/{org}/moderation/link", Api, Org(P::EditOrganisation), "Link the organisation's instance to a co-op (its id or exact name), optionally with settings", API_LINK_FIELDS),
     route!([RouteId::Moderation(R::ApiUnlink)], DELETE, "/api/v1/orgs/{org}/moderation/link", Api, Org(P::EditOrganisation), "End the co-op's moderation of the organisation's instance", &[]),
+    route!([RouteId::Moderation(R::Retry)], POST, "/orgs/{org}/moderation/decisions/{decision}/retry", Page, Org(P::Moderate), "Try a failed delivery again (the co-op's moderators or the instance's owners and admins)", &[]),
+    route!([RouteId::Moderation(R::ApiRetry)], POST, "/api/v1/orgs/{org}/moderation/decisions/{decision}/retry", Api, Org(P::Moderate), "Try a failed delivery again (the co-op's moderators or the instance's owners and admins)", &[]),
+    route!([RouteId::Moderation(R::ApiEscalations)], GET, "/api/v1/orgs/{org}/moderation/escalations", Api, Org(P::Moderate), "Escalated cases with their escalation notes (an instance's own moderators and admins; a co-op sees those it escalated)", &[]),
     route!([RouteId::Moderation(R::ApiSettings)], PUT, "/api/v1/orgs/{org}/moderation/link/settings", Api, Org(P::EditOrganisation), "Change the instance's moderation settings (absent fields keep their value; \"\" clears second_review or the templates)", SETTINGS_FIELDS),
 ];
 
@@ -246,6 +255,9 @@ pub(crate) fn handler(id: Route, filter: MethodFilter) -> MethodRouter<AppState>
         R::ApiLink => on(filter, api_link),
         R::ApiUnlink => on(filter, api_unlink),
         R::ApiSettings => on(filter, api_settings),
+        R::Retry => on(filter, retry_page),
+        R::ApiRetry => on(filter, api_retry),
+        R::ApiEscalations => on(filter, api_escalations),
     }
 }
 
@@ -807,13 +819,24 @@ struct DecisionItem {
     delivered_at: String,
     steps: Vec<StepItem>,
     mine: bool,
+    can_retry: bool,
+}
+
+/// Whether `s` may retry a failed delivery: the co-op's moderators, the instance's owners and
+/// admins.
+fn may_retry(s: &Scope) -> bool {
+    match s.kind() {
+        ScopeKind::Coop { .. } => true,
+        ScopeKind::Instance { admin, .. } => admin,
+    }
 }
 
 async fn decision_item(
     d: &DecisionView,
     names: &mut Names,
-    me: AccountId,
+    s: &Scope,
 ) -> Result<DecisionItem, AppError> {
+    let me = s.account();
     Ok(DecisionItem {
         id: d.id,
         case_id: d.case_id,
@@ -847,6 +870,7 @@ async fn decision_item(
             })
             .collect(),
         mine: d.decided_by == Some(me),
+        can_retry: d.state == DecisionState::Failed && may_retry(s),
     })
 }
 
@@ -961,7 +985,7 @@ async fn case_page(
         .collect();
     let mut decisions = Vec::new();
     for d in &v.decisions {
-        decisions.push(decision_item(d, &mut names, s.account()).await?);
+        decisions.push(decision_item(d, &mut names, &s).await?);
     }
     let mut escalations = Vec::new();
     for e in &v.escalations {
@@ -975,7 +999,7 @@ async fn case_page(
     for h in &v.history {
         let mut ds = Vec::new();
         for d in &h.decisions {
-            ds.push(decision_item(d, &mut names, s.account()).await?);
+            ds.push(decision_item(d, &mut names, &s).await?);
         }
         history.push(HistoryItem {
             case: case_row(&h.case, &mut names, now).await?,
@@ -1159,7 +1183,7 @@ async fn review_page(
     let mut items = Vec::with_capacity(list.len());
     for p in &list {
         items.push(ReviewItem {
-            decision: decision_item(&p.decision, &mut names, s.account()).await?,
+            decision: decision_item(&p.decision, &mut names, &s).await?,
             case: case_row(&p.case, &mut names, now).await?,
         });
     }
@@ -1213,6 +1237,15 @@ struct InstancePage {
     linked: Vec<String>,
     groups: Vec<StateGroup>,
     decisions: Vec<DecisionItem>,
+    escalated: Vec<EscalatedItem>,
+}
+
+struct EscalatedItem {
+    case_id: i64,
+    acct: String,
+    note: String,
+    by: String,
+    at: String,
 }
 
 async fn instance_page(
@@ -1253,7 +1286,7 @@ async fn instance_page(
         .map_err(mod_err)?;
     let mut decisions = Vec::with_capacity(ds.len());
     for d in &ds {
-        decisions.push(decision_item(d, &mut names, s.account()).await?);
+        decisions.push(decision_item(d, &mut names, &s).await?);
     }
     let linked = guildhall_moderation::links(&st.db, &s)
         .await
@@ -1261,6 +1294,19 @@ async fn instance_page(
         .into_iter()
         .map(|l| l.domain)
         .collect();
+    let mut escalated = Vec::new();
+    for (e, c) in guildhall_moderation::escalations(&st.db, &s)
+        .await
+        .map_err(mod_err)?
+    {
+        escalated.push(EscalatedItem {
+            case_id: c.id,
+            acct: c.target_acct.clone(),
+            note: e.note.clone(),
+            by: names.of(e.escalated_by).await?,
+            at: fmt_time(e.escalated_at),
+        });
+    }
     let org = st
         .db
         .organisation(s.org())
@@ -1274,6 +1320,7 @@ async fn instance_page(
         linked,
         groups,
         decisions,
+        escalated,
     })
 }
 
@@ -1853,6 +1900,46 @@ async fn api_settings(
 ) -> Result<Response, AppError> {
     let link = do_settings(&st, &ctx, &f).await?;
     Ok(Json(json!({ "link": link })).into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retrying a failed delivery; escalations
+
+async fn retry_page(
+    State(st): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+) -> Result<Response, AppError> {
+    let s = scope(&st, &ctx).await?;
+    guildhall_moderation::retry_decision(&st.db, &s, ctx.id("decision")?)
+        .await
+        .map_err(mod_err)?;
+    Ok(Redirect::to(&format!("/orgs/{}/moderation/instance", s.org().0)).into_response())
+}
+
+async fn api_retry(
+    State(st): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+) -> Result<Response, AppError> {
+    let s = scope(&st, &ctx).await?;
+    let id = ctx.id("decision")?;
+    guildhall_moderation::retry_decision(&st.db, &s, id)
+        .await
+        .map_err(mod_err)?;
+    Ok(Json(json!({ "decision_id": id, "state": DecisionState::Pending })).into_response())
+}
+
+async fn api_escalations(
+    State(st): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+) -> Result<Response, AppError> {
+    let s = scope(&st, &ctx).await?;
+    let list: Vec<serde_json::Value> = guildhall_moderation::escalations(&st.db, &s)
+        .await
+        .map_err(mod_err)?
+        .into_iter()
+        .map(|(e, c)| json!({ "escalation": e, "case": c }))
+        .collect();
+    Ok(Json(json!({ "escalations": list })).into_response())
 }
 
 #[cfg(test)]

@@ -757,3 +757,130 @@ db_test!(
         );
     }
 );
+
+db_test!(
+    moderation_http_retry_a_failed_delivery_and_escalations_on_the_instance_page,
+    |db| async move {
+        let a = fake(&[rude_report(11), spam_report(12)]).await;
+        // A server that refuses account actions: the delivery fails for good.
+        a.set_flavor(guildhall_fake_mastodon::Flavor::GoToSocial);
+        let other = fake(&[spam_report(30)]).await;
+        let w = world(&db, "rt", &[&a, &other]).await;
+        drain(&w.services).await;
+        let app = app_for(&db).await;
+        let mut m1 = signed_in(&db, &app, w.m1).await;
+        let ia = &w.instances[0];
+        let mut adm = signed_in(&db, &app, ia.admin).await;
+        let mut adm_other = signed_in(&db, &app, w.instances[1].admin).await;
+        let q = m1
+            .get(&api(w.coop, &format!("/queue?instance={}", ia.id)))
+            .await
+            .json();
+        let cases = q["cases"].as_array().unwrap().clone();
+        let rude = case_of(&cases, |c| c["category"] == "violation")["id"]
+            .as_i64()
+            .unwrap();
+        let spam = case_of(&cases, |c| c["category"] == "spam")["id"]
+            .as_i64()
+            .unwrap();
+        m1.json(
+            Method::POST,
+            &api(w.coop, &format!("/cases/{rude}/claim")),
+            json!({}),
+        )
+        .await;
+        let r = m1
+            .json(
+                Method::POST,
+                &api(w.coop, &format!("/cases/{rude}/decide")),
+                json!({"action": "silence", "rule_ids": ["2"]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let decision = r.json()["decision"]["decision_id"].as_i64().unwrap();
+        drain(&w.services).await;
+        let ds = adm.get(&api(ia.org, "/decisions")).await.json();
+        assert_eq!(ds["decisions"][0]["state"], "failed", "{ds}");
+
+        // The instance admin's page offers the retry; another instance's admin gets 404; a
+        // decision that has not failed cannot be retried.
+        let r = adm.get(&page(ia.org, "/instance")).await;
+        assert!(
+            r.body.contains(&format!("/decisions/{decision}/retry")),
+            "{}",
+            r.body
+        );
+        let r = adm_other
+            .json(
+                Method::POST,
+                &api(w.instances[1].org, &format!("/decisions/{decision}/retry")),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+        // The instance is fixed; its admin retries through the page; the action arrives.
+        a.set_flavor(guildhall_fake_mastodon::Flavor::Mastodon);
+        let r = adm
+            .post_form(&page(ia.org, &format!("/decisions/{decision}/retry")), &[])
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let r = m1
+            .json(
+                Method::POST,
+                &api(w.coop, &format!("/decisions/{decision}/retry")),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "pending now: {}", r.body);
+        assert_eq!(r.json()["error"]["field"], "decision");
+        drain(&w.services).await;
+        let ds = adm.get(&api(ia.org, "/decisions")).await.json();
+        assert_eq!(ds["decisions"][0]["state"], "delivered", "{ds}");
+        assert_eq!(a.account_actions().len(), 1);
+        let actions: Vec<String> = db
+            .audit_entries(None, None, 500)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert!(
+            actions.iter().any(|x| x == "moderation.retry"),
+            "{actions:?}"
+        );
+
+        // An escalation shows on the instance's page and in the API, with its note, for the
+        // instance only.
+        m1.json(
+            Method::POST,
+            &api(w.coop, &format!("/cases/{spam}/claim")),
+            json!({}),
+        )
+        .await;
+        let r = m1
+            .json(
+                Method::POST,
+                &api(w.coop, &format!("/cases/{spam}/escalate")),
+                json!({"note": "local context needed"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let r = adm.get(&page(ia.org, "/instance")).await;
+        assert!(
+            r.body.contains("Cases the co-op escalated to you"),
+            "{}",
+            r.body
+        );
+        assert!(r.body.contains("local context needed"), "{}", r.body);
+        let e = adm.get(&api(ia.org, "/escalations")).await.json();
+        let list = e["escalations"].as_array().unwrap();
+        assert_eq!(list.len(), 1, "{e}");
+        assert_eq!(list[0]["case"]["id"], spam);
+        assert_eq!(list[0]["escalation"]["note"], "local context needed");
+        let e = adm_other
+            .get(&api(w.instances[1].org, "/escalations"))
+            .await
+            .json();
+        assert_eq!(e["escalations"].as_array().unwrap().len(), 0, "{e}");
+    }
+);

@@ -92,6 +92,18 @@ pub const EXPECTED: &[(&str, &str, &str)] = &[
     ("PUT", "/api/v1/orgs/{org}/moderation/link", ADMIN),
     ("DELETE", "/api/v1/orgs/{org}/moderation/link", ADMIN),
     ("PUT", "/api/v1/orgs/{org}/moderation/link/settings", ADMIN),
+    // `{decision}` waits for review, so retrying it is refused with 400 (not failed).
+    (
+        "POST",
+        "/orgs/{org}/moderation/decisions/{decision}/retry",
+        MOD,
+    ),
+    (
+        "POST",
+        "/api/v1/orgs/{org}/moderation/decisions/{decision}/retry",
+        MOD,
+    ),
+    ("GET", "/api/v1/orgs/{org}/moderation/escalations", MOD),
 ];
 
 const TOKEN: &str = "tok-probe";
