@@ -1,5 +1,8 @@
 //! The moderation co-op's pages and JSON API (issue 4): the queue, cases, claims, decisions,
-//! second review, and instance admins' view of their cases.
+//! second review, retrying a failed delivery, instance admins' view of their cases and of the
+//! cases escalated to them, and the co-op link (an instance's owners and admins link their
+//! instance to a co-op, unlink it and change its settings; a co-op sees the instances it
+//! serves).
 //!
 //! Its routes are [`ROUTES`], part of the one [route table](crate::routes::ROUTES); the guard
 //! checks each entry's access before [`handler`]'s handlers run. Every handler then builds a
@@ -1628,8 +1631,9 @@ async fn own_instance(
     }
 }
 
-/// The co-op a `coop` field names: its id, or the exact name (case-insensitive) of one
-/// organisation. Whether it is a cooperative is checked by `link_instance`.
+/// The co-op a `coop` field names: its id (whether that organisation is a cooperative is
+/// checked by `link_instance`), or the exact name (case-insensitive) of one cooperative (names
+/// of other organisations are not matched, so they are not revealed).
 async fn find_coop(st: &AppState, coop: &str) -> Result<OrgId, AppError> {
     let coop = coop.trim();
     if let Ok(id) = coop.parse::<i64>() {
@@ -1646,7 +1650,7 @@ async fn find_coop(st: &AppState, coop: &str) -> Result<OrgId, AppError> {
         .list_organisations()
         .await?
         .into_iter()
-        .filter(|o| o.name.eq_ignore_ascii_case(coop))
+        .filter(|o| o.kind == OrgKind::Cooperative && o.name.eq_ignore_ascii_case(coop))
         .map(|o| o.id)
         .collect();
     match found.as_slice() {
@@ -1654,13 +1658,13 @@ async fn find_coop(st: &AppState, coop: &str) -> Result<OrgId, AppError> {
         [] => Err(AppError::invalid(
             "coop",
             format!(
-                "no organisation is named {:?} (give the co-op's id or exact name)",
+                "no co-op is named {:?} (give the co-op's id or exact name)",
                 coop.chars().take(80).collect::<String>()
             ),
         )),
         _ => Err(AppError::invalid(
             "coop",
-            "several organisations have this name: give the co-op's id",
+            "several co-ops have this name: give the co-op's id",
         )),
     }
 }

@@ -530,15 +530,15 @@ db_test!(
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
         assert_eq!(r.json()["error"]["field"], "coop");
         assert!(r.body.contains("not a cooperative"), "{}", r.body);
-        let r = adm
-            .json(
-                Method::PUT,
-                &api(ia.org, "/link"),
-                json!({"coop": "No such co-op"}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
-        assert_eq!(r.json()["error"]["field"], "coop");
+        for name in ["No such co-op", "Instance 1 of lk"] {
+            // Instance organisations are not matched by name.
+            let r = adm
+                .json(Method::PUT, &api(ia.org, "/link"), json!({ "coop": name }))
+                .await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+            assert_eq!(r.json()["error"]["field"], "coop");
+            assert!(r.body.contains("no co-op is named"), "{}", r.body);
+        }
         let r = adm
             .json(Method::PUT, &api(ia.org, "/link"), json!({}))
             .await;
