@@ -19,6 +19,7 @@ pub struct FileConfig {
     listen: Option<String>,
     base_url: Option<String>,
     body_limit: Option<usize>,
+    upload_limit: Option<usize>,
     session_lifetime_secs: Option<u64>,
     invitation_lifetime_secs: Option<u64>,
     secure_cookies: Option<bool>,
@@ -78,6 +79,8 @@ pub struct Config {
     pub base_url: Option<String>,
     /// Request body limit in bytes.
     pub body_limit: usize,
+    /// Body limit in bytes of the routes that take an uploaded file (blocklist sources).
+    pub upload_limit: usize,
     /// Sign-in lifetime.
     pub session_lifetime: Duration,
     /// Invitation lifetime.
@@ -120,6 +123,7 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("base_url", &self.base_url)
             .field("body_limit", &self.body_limit)
+            .field("upload_limit", &self.upload_limit)
             .field("session_lifetime", &self.session_lifetime)
             .field("invitation_lifetime", &self.invitation_lifetime)
             .field("secure_cookies", &self.secure_cookies)
@@ -240,6 +244,9 @@ impl Config {
             body_limit: parse_env(env, "GUILDHALL_BODY_LIMIT")?
                 .or(file.body_limit)
                 .unwrap_or(64 * 1024),
+            upload_limit: parse_env(env, "GUILDHALL_UPLOAD_LIMIT")?
+                .or(file.upload_limit)
+                .unwrap_or(16 * 1024 * 1024),
             session_lifetime: Duration::from_secs(
                 parse_env(env, "GUILDHALL_SESSION_LIFETIME_SECS")?
                     .or(file.session_lifetime_secs)
@@ -298,6 +305,9 @@ impl Config {
         if config.body_limit == 0 {
             bail!("body_limit must be at least 1 byte");
         }
+        if config.upload_limit == 0 {
+            bail!("upload_limit must be at least 1 byte");
+        }
         Ok(config)
     }
 }
@@ -326,6 +336,41 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.secret_key_file, PathBuf::from("guildhall.key"));
         assert!(!c.worker.test_jobs);
+        assert_eq!(
+            (c.body_limit, c.upload_limit),
+            (64 * 1024, 16 * 1024 * 1024)
+        );
+    }
+
+    #[test]
+    fn upload_limit_from_file_and_environment() {
+        let dir = std::env::temp_dir().join(format!("guildhall-upload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("g.toml");
+        std::fs::write(
+            &path,
+            "upload_limit = 1000
+",
+        )
+        .unwrap();
+        let p = path.display().to_string();
+        let c = Config::build(&Flags::default(), &env(&[("GUILDHALL_CONFIG", &p)])).unwrap();
+        assert_eq!((c.body_limit, c.upload_limit), (64 * 1024, 1000));
+        let e = env(&[("GUILDHALL_CONFIG", &p), ("GUILDHALL_UPLOAD_LIMIT", "2000")]);
+        assert_eq!(
+            Config::build(&Flags::default(), &e).unwrap().upload_limit,
+            2000
+        );
+        for bad in ["0", "lots"] {
+            let err = Config::build(&Flags::default(), &env(&[("GUILDHALL_UPLOAD_LIMIT", bad)]))
+                .unwrap_err();
+            assert!(
+                format!("{err:#}").contains("upload_limit")
+                    || format!("{err:#}").contains("GUILDHALL_UPLOAD_LIMIT"),
+                "{err:#}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -326,9 +326,9 @@ async fn guard_inner(g: &GuardState, req: Request) -> Result<(Request, Option<St
     let principal = authenticate(&g.app, g.spec.surface, &parts.headers).await?;
     let org = authorize(&g.app, g.spec.access, principal.as_ref(), &params, peer).await?;
 
-    // Every body is read (up to the limit: 413 beyond) and parsed (400 naming the field when
-    // malformed) here, before any handler runs; handlers get the parsed fields.
-    let bytes = read_body(body, g.app.config.body_limit).await?;
+    // Every body is read (up to the route's limit: 413 beyond) and parsed (400 naming the field
+    // when malformed) here, before any handler runs; handlers get the parsed fields.
+    let bytes = read_body(body, g.spec.body_limit(&g.app.config)).await?;
     let ct = parts
         .headers
         .get(header::CONTENT_TYPE)

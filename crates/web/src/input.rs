@@ -219,7 +219,9 @@ pub(crate) async fn read_body(body: axum::body::Body, limit: usize) -> Result<By
     })
 }
 
-/// The parsed body of a request (extractor). Reads at most the configured body limit.
+/// The parsed body of a request (extractor). Behind the guard (every route of the table) this
+/// is the body the guard already read within the route's own limit; elsewhere it reads at most
+/// the configured body limit.
 #[derive(Debug, Clone)]
 pub struct Input(pub Fields);
 

@@ -376,7 +376,8 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
         Org(P::EditOrganisation),
         "Add a source (URL, upload, instance, change feed)",
         SOURCE_FIELDS
-    ),
+    )
+    .uploading(),
     lr!(
         SourcePage,
         GET,
@@ -394,7 +395,8 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
         Org(P::EditOrganisation),
         "Give an upload source new contents",
         CONTENTS_FIELD
-    ),
+    )
+    .uploading(),
     lr!(
         SourceRefresh,
         POST,
@@ -521,7 +523,8 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
         Org(P::EditOrganisation),
         "Add a source (URL, upload, instance, change feed)",
         SOURCE_FIELDS
-    ),
+    )
+    .uploading(),
     lr!(
         ApiSource,
         GET,
@@ -557,7 +560,8 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
         Org(P::EditOrganisation),
         "Give an upload source new contents",
         CONTENTS_FIELD
-    ),
+    )
+    .uploading(),
     lr!(
         ApiSourceRefresh,
         POST,

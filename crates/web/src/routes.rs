@@ -194,6 +194,27 @@ pub struct RouteSpec {
     pub summary: &'static str,
     /// The body fields it reads (empty: no body).
     pub fields: &'static [Field],
+    /// Whether it takes an uploaded file, so its body may be as large as
+    /// [`WebConfig::upload_limit`](crate::WebConfig::upload_limit) rather than
+    /// [`WebConfig::body_limit`](crate::WebConfig::body_limit). Set with [`RouteSpec::uploading`].
+    pub uploads: bool,
+}
+
+impl RouteSpec {
+    /// The same route, marked as taking an uploaded file (see [`RouteSpec::uploads`]).
+    pub const fn uploading(mut self) -> RouteSpec {
+        self.uploads = true;
+        self
+    }
+
+    /// The largest body this route accepts under `config`.
+    pub fn body_limit(&self, config: &crate::WebConfig) -> usize {
+        if self.uploads {
+            config.upload_limit
+        } else {
+            config.body_limit
+        }
+    }
 }
 
 /// Builds a [`RouteSpec`]: `route!(Id, METHOD, "/path", Surface, access, "summary", fields)`, or
@@ -208,6 +229,7 @@ macro_rules! route {
             access: $access,
             summary: $summary,
             fields: $fields,
+            uploads: false,
         }
     };
     ($id:ident, $m:ident, $path:literal, $surface:ident, $access:expr, $summary:literal, $fields:expr) => {
@@ -219,6 +241,7 @@ macro_rules! route {
             access: $access,
             summary: $summary,
             fields: $fields,
+            uploads: false,
         }
     };
 }

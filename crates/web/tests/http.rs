@@ -34,11 +34,23 @@ fn concrete(spec: &RouteSpec, org: &str) -> String {
     out
 }
 
-/// Sends `spec` a malformed body and an oversized one; checks 400 naming a field and 413.
+/// The tests' app, with an upload limit above the body limit (but small enough to send).
+fn upload_state(db: &guildhall_db::Db) -> guildhall_web::AppState {
+    let base = state(db);
+    let config = guildhall_web::WebConfig {
+        upload_limit: 4 * BODY_LIMIT,
+        ..(*base.config).clone()
+    };
+    guildhall_web::AppState::new(db.clone(), config)
+}
+
+/// Sends `spec` a malformed body and one byte over its own limit; checks 400 naming a field
+/// and 413. An upload route must also take a body over the general limit (no 413).
 async fn check_bad_bodies(
     c: &mut Client,
     spec: &RouteSpec,
     path: &str,
+    config: &guildhall_web::WebConfig,
     failures: &mut Vec<String>,
 ) {
     let csrf = c.csrf.clone().unwrap_or_default();
@@ -71,10 +83,27 @@ async fn check_bad_bodies(
             failures.push(format!("{what}: error without field/code: {j}"));
         }
     }
-    let big = vec![b'a'; BODY_LIMIT + 1];
+    let limit = spec.body_limit(config);
+    let big = vec![b'a'; limit + 1];
     let r = c.send(spec.method.clone(), path, Some(ct), big, &hdr).await;
     if r.status != StatusCode::PAYLOAD_TOO_LARGE {
         failures.push(format!("{what}: oversized body gave {}", r.status));
+    }
+    if spec.uploads {
+        // Over the general limit but within the upload limit: read (then refused as
+        // malformed, not as too large).
+        let r = c
+            .send(
+                spec.method.clone(),
+                path,
+                Some(ct),
+                vec![b'a'; config.body_limit + 1],
+                &hdr,
+            )
+            .await;
+        if r.status == StatusCode::PAYLOAD_TOO_LARGE {
+            failures.push(format!("{what}: upload route refused body_limit+1"));
+        }
     }
     // A well-formed body without the required fields: 400 naming one of them.
     let required: Vec<&str> = spec
@@ -116,13 +145,16 @@ async fn check_bad_bodies(
 db_test!(
     every_route_refuses_malformed_and_oversized_bodies,
     |db| async move {
-        let app = guildhall_web::router(state(&db));
+        let st = upload_state(&db);
+        let config = (*st.config).clone();
+        assert!(config.upload_limit > config.body_limit);
+        let app = guildhall_web::router(st);
         let mut failures = Vec::new();
         // The setup routes first, while no account exists (from the local machine).
         let mut anon = Client::new(app.clone());
         anon.load_csrf("/setup").await;
         for spec in ROUTES.iter().filter(|r| r.access == Access::Setup) {
-            check_bad_bodies(&mut anon, spec, spec.path, &mut failures).await;
+            check_bad_bodies(&mut anon, spec, spec.path, &config, &mut failures).await;
         }
         // Everything else as a site administrator who owns the organisation.
         let admin = account(&db, "admin@a.example", true).await;
@@ -130,8 +162,10 @@ db_test!(
         let mut c = signed_in(&db, &app, admin).await;
         for spec in ROUTES.iter().filter(|r| r.access != Access::Setup) {
             let path = concrete(spec, &org_a);
-            check_bad_bodies(&mut c, spec, &path, &mut failures).await;
+            check_bad_bodies(&mut c, spec, &path, &config, &mut failures).await;
         }
+        // The upload routes exist (and only they take the larger limit).
+        assert!(ROUTES.iter().filter(|r| r.uploads).count() >= 2);
         assert!(
             failures.is_empty(),
             "{} failures:\n{}",

@@ -1136,3 +1136,164 @@ db_test!(
         );
     }
 );
+
+/// A blocklist of about 1 MB in Mastodon's CSV format: the real rows of a published list
+/// (oliphant's tier-3 unified list, May 2023), then generated rows in the same format. Returns
+/// the text and each domain's severity.
+fn big_list() -> (String, BTreeMap<String, String>) {
+    let real = std::fs::read_to_string(
+        "/work/shared/data/blocklists/oliphant-2023-05/blocklists/mastodon/_unified_tier3_blocklist.csv",
+    )
+    .unwrap();
+    let mut text = String::new();
+    let mut want = BTreeMap::new();
+    for (i, line) in real.lines().enumerate() {
+        text.push_str(line);
+        text.push('\n');
+        if i > 0 {
+            let mut cols = line.split(',');
+            let domain = cols.next().unwrap().to_owned();
+            want.insert(domain, cols.next().unwrap().to_owned());
+        }
+    }
+    let mut n = 0;
+    while text.len() < 1_000_000 {
+        let (domain, severity) = (
+            format!("bulk-{n:06}.example"),
+            ["suspend", "silence"][n % 2],
+        );
+        text.push_str(&format!(
+            "{domain},{severity},False,False,generated row {n} for the upload test,False\n"
+        ));
+        want.insert(domain, severity.to_owned());
+        n += 1;
+    }
+    (text, want)
+}
+
+/// A source's entries from the API: domain → severity.
+async fn source_severities(c: &mut Client, org: OrgId, source: i64) -> BTreeMap<String, String> {
+    let r = c
+        .get(&format!("/api/v1/orgs/{org}/sources/{source}/entries"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.json()["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let e: Entry = serde_json::from_value(e.clone()).unwrap();
+            (e.domain.clone(), e.severity.to_string())
+        })
+        .collect()
+}
+
+db_test!(
+    a_megabyte_list_uploads_through_page_and_api,
+    |db| async move {
+        let st = state(&db);
+        let config = (*st.config).clone();
+        let app = guildhall_web::router(st);
+        let owner = account(&db, "owner@a.example", false).await;
+        let org_a = org(&db, "Co-op A", owner).await;
+        let (text, want) = big_list();
+        assert!(text.len() >= 1_000_000 && text.len() > 16 * config.body_limit);
+        assert!(want.len() > 10_000);
+
+        // The API: a new upload source with the contents, then new contents for it.
+        // One signed-in client: session and CSRF for the pages, bearer token for the API.
+        let mut c = signed_in(&db, &app, owner).await;
+        let r = c
+            .json(
+                Method::POST,
+                &format!("/api/v1/orgs/{org_a}/sources"),
+                json!({"name": "big-api", "kind": "upload", "contents": text}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let api_source = r.json()["source"]["id"].as_i64().unwrap();
+        assert_eq!(r.json()["refresh"]["added"], want.len(), "{}", r.body);
+        assert_eq!(r.json()["source"]["entry_count"], want.len());
+        assert_eq!(source_severities(&mut c, org_a, api_source).await, want);
+        let smaller: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
+        upload(&mut c, org_a, api_source, &smaller).await;
+        assert_eq!(source_severities(&mut c, org_a, api_source).await.len(), 1);
+        upload(&mut c, org_a, api_source, &text).await;
+        assert_eq!(source_severities(&mut c, org_a, api_source).await, want);
+
+        // The pages: the form that adds a source with pasted contents, and the upload form.
+        let r = c
+            .post_form(
+                &format!("/orgs/{org_a}/sources"),
+                &[
+                    ("name", "big-page"),
+                    ("kind", "upload"),
+                    ("contents", &text),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let id_of = |v: &Value, name: &str| {
+            v["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == name)
+                .unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        };
+        let all = c.get(&format!("/api/v1/orgs/{org_a}/sources")).await.json();
+        let page_source = id_of(&all, "big-page");
+        assert_eq!(source_severities(&mut c, org_a, page_source).await, want);
+        upload_form(&mut c, org_a, page_source, &smaller).await;
+        assert_eq!(source_severities(&mut c, org_a, page_source).await.len(), 1);
+        upload_form(&mut c, org_a, page_source, &text).await;
+        assert_eq!(source_severities(&mut c, org_a, page_source).await, want);
+
+        // One byte over the upload limit: 413 on the upload routes, page and API; the source
+        // keeps its contents.
+        let over = vec![b'a'; config.upload_limit + 1];
+        let csrf = c.csrf.clone().unwrap();
+        for (path, ct, hdr) in [
+            (
+                format!("/api/v1/orgs/{org_a}/sources/{api_source}/upload"),
+                "application/json",
+                vec![],
+            ),
+            (
+                format!("/orgs/{org_a}/sources/{page_source}/upload"),
+                "application/x-www-form-urlencoded",
+                vec![("x-csrf-token", csrf.as_str())],
+            ),
+        ] {
+            let r = c
+                .send(Method::POST, &path, Some(ct), over.clone(), &hdr)
+                .await;
+            assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        }
+        assert_eq!(source_severities(&mut c, org_a, api_source).await, want);
+        // A route that takes no upload still refuses a body one byte over the general limit
+        // (the same size an upload route reads).
+        let r = c
+            .send(
+                Method::POST,
+                &format!("/api/v1/orgs/{org_a}/lists"),
+                Some("application/json"),
+                vec![b' '; config.body_limit + 1],
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+        let r = c
+            .send(
+                Method::POST,
+                &format!("/api/v1/orgs/{org_a}/sources/{api_source}/upload"),
+                Some("application/json"),
+                vec![b' '; config.body_limit + 1],
+                &[],
+            )
+            .await;
+        assert_ne!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+);
