@@ -289,18 +289,19 @@ pub async fn queue(
     if let Some(c) = filter.category {
         conds.push(format!("c.category = {}", p.text(c.as_str())));
     }
-    if let Some(l) = &filter.language {
-        let tag = p.text(format!("lang:{}", l.trim().to_ascii_lowercase()));
-        conds.push(format!(
-            "EXISTS (SELECT 1 FROM mod_case_tags t WHERE t.case_id = c.id AND t.tag = {tag})"
-        ));
-    }
+    // Tag filters (rule, language): the most selective one (a rule) drives the page query from
+    // the tags' queue index (`mod_case_tags_queue`: tag, state, then the queue's order), the
+    // other is an EXISTS.
+    let mut tag_conds = Vec::new();
     if let Some(r) = &filter.rule {
-        let tag = p.text(format!("rule:{}:{}", r.instance_id, r.rule_id));
-        conds.push(format!(
-            "EXISTS (SELECT 1 FROM mod_case_tags t WHERE t.case_id = c.id AND t.tag = {tag})"
-        ));
+        tag_conds.push(p.text(format!("rule:{}:{}", r.instance_id, r.rule_id)));
     }
+    if let Some(l) = &filter.language {
+        tag_conds.push(p.text(format!("lang:{}", l.trim().to_ascii_lowercase())));
+    }
+    let tag_exists = |tag: &String| {
+        format!("EXISTS (SELECT 1 FROM mod_case_tags t WHERE t.case_id = c.id AND t.tag = {tag})")
+    };
     if let Some(d) = filter.older_than {
         conds.push(format!("c.opened_at <= {}", p.int(now.minus(d).0)));
     }
@@ -318,19 +319,42 @@ pub async fn queue(
         Some(SlaState::Ok) => conds.push(format!("c.sla_due_at >= {}", p.int(soon))),
         None => {}
     }
-    if filter.unclaimed {
-        conds.push(format!(
-            "(c.claimed_by IS NULL OR c.claim_expires_at < {})",
-            p.int(now.0)
-        ));
-    }
-    let where_sql = conds.join(" AND ");
+    // Bound last (before the page), so that the unclaimed count can leave it out.
+    let claim_p = filter.unclaimed.then(|| p.int(now.0));
+    let unclaimed_cond = claim_p
+        .as_ref()
+        .map(|n| format!("(c.claimed_by IS NULL OR c.claim_expires_at < {n})"));
+    let where_sql = conds
+        .iter()
+        .cloned()
+        .chain(tag_conds.iter().map(tag_exists))
+        .chain(unclaimed_cond.clone())
+        .collect::<Vec<_>>()
+        .join(" AND ");
     let limit = p.int(i64::from(page.limit.clamp(1, 200)));
     let offset = p.int(i64::from(page.offset));
-    let sql = format!(
-        "SELECT {SUMMARY_COLUMNS} FROM mod_cases c \
-         WHERE {where_sql} ORDER BY c.sla_due_at, c.severity DESC, c.id LIMIT {limit} OFFSET {offset}"
-    );
+    let sql = match tag_conds.first() {
+        // The tags carry the case's state and sort key (kept by triggers: migration 0040), so
+        // the order is the same as the cases' own.
+        Some(tag) => {
+            let driving = conds
+                .iter()
+                .cloned()
+                .chain(tag_conds.iter().skip(1).map(tag_exists))
+                .chain(unclaimed_cond.clone())
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            format!(
+                "SELECT {SUMMARY_COLUMNS} FROM mod_case_tags q JOIN mod_cases c ON c.id = q.case_id \
+                 WHERE q.tag = {tag} AND q.state = {state_p} AND {driving} \
+                 ORDER BY q.sla_due_at, q.severity DESC, q.case_id LIMIT {limit} OFFSET {offset}"
+            )
+        }
+        None => format!(
+            "SELECT {SUMMARY_COLUMNS} FROM mod_cases c \
+             WHERE {where_sql} ORDER BY c.sla_due_at, c.severity DESC, c.id LIMIT {limit} OFFSET {offset}"
+        ),
+    };
     let rows: Vec<SummaryRow> =
         on_pool!(db, q => bind_params!(sqlx::query_as(&sql), &p.0).fetch_all(q).await)?;
     let mut cases = rows
@@ -429,7 +453,34 @@ pub async fn queue(
         || filter.unclaimed;
     counts.matching = if other_filters || tag_filters > 1 {
         let fp = &p.0[..p.0.len() - 2];
-        let n = capped_count(db, &where_sql, fp).await?;
+        let n = match &claim_p {
+            // Unclaimed = no claim (partial index `mod_cases_unclaimed`) + an expired claim
+            // (`mod_cases_claims`): two index range counts instead of a scan with an OR.
+            Some(claim_p) => {
+                let rest = conds
+                    .iter()
+                    .cloned()
+                    .chain(tag_conds.iter().map(tag_exists))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                let none = capped_count(
+                    db,
+                    &format!("{rest} AND c.claimed_by IS NULL"),
+                    &fp[..fp.len() - 1],
+                )
+                .await?;
+                let expired = capped_count(
+                    db,
+                    &format!(
+                        "{rest} AND c.claimed_by IS NOT NULL AND c.claim_expires_at < {claim_p}"
+                    ),
+                    fp,
+                )
+                .await?;
+                (none + expired).min(COUNT_CAP)
+            }
+            None => capped_count(db, &where_sql, fp).await?,
+        };
         counts.capped |= n >= COUNT_CAP;
         n
     } else if let Some(i) = filter.instance {
