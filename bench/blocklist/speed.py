@@ -83,4 +83,4 @@ for rows, d in [(1000, d1k), (20000, d20k)]:
             res, s = run_pair(files_of(d, n), f"{n}x{rows}")
         (ft, fm, fc), (gt, gm, gc) = res["fbh"], res["gh"]
         print(f"| {n} | {rows} | {ft:.2f} | {fc:.2f} | {fm:.0f} | {gt:.3f} | {gc:.2f} | {gm:.0f} | "
-              f"{ft / gt:.1f}x / {fc / max(gc, 0.01):.1f}x | {s} |")
+              f"{ft / max(gt, 0.01):.1f}x / {fc / max(gc, 0.01):.1f}x | {s} |")
