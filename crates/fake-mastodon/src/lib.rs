@@ -296,6 +296,15 @@ impl FakeMastodon {
         lock(&self.shared).injected.push((path.to_owned(), answer));
     }
 
+    /// The next request to `path` is handled as usual (its effect stays) but answered with
+    /// `status` and an HTML error page, as when the server fails after committing or the
+    /// answer is lost on the way back.
+    pub fn lose_response_next(&self, path: &str, status: u16) {
+        lock(&self.shared)
+            .lost_responses
+            .push((path.to_owned(), status));
+    }
+
     /// The next request waits `delay` before being answered.
     pub fn delay_next(&self, delay: Duration) {
         lock(&self.shared).delay_next.push_back(delay);

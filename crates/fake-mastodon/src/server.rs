@@ -425,7 +425,15 @@ pub(crate) async fn middleware(
         } => {
             let mut r = next.run(req).await;
             set_rate_headers(&mut r, limit, remaining, &reset);
-            r
+            // The request was handled (its effect stays); only the answer is lost.
+            let mut st = lock(&shared);
+            match st.lost_responses.iter().position(|(p, _)| *p == path) {
+                Some(pos) => {
+                    let (_, status) = st.lost_responses.remove(pos);
+                    html(status, "<!DOCTYPE html><html><head><title>We're sorry, but something went wrong (500)</title></head><body><h1>We're sorry, but something went wrong.</h1></body></html>")
+                }
+                None => r,
+            }
         }
     };
     let deliveries = {

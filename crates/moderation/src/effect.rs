@@ -4,12 +4,28 @@
 //! restarted worker) never repeats a step that succeeded. A failure that will not recover (the
 //! server refused, or the last attempt failed) marks the decision failed with the server's own
 //! message. The `moderation.assign` job mirrors claims on the instance.
+//!
+//! # Exactly once across a crash
+//!
+//! Each attempt at a step is counted (`attempts`) in its own committed write *before* the
+//! request goes out. So a step that is still pending with `attempts > 0` may have reached the
+//! instance even though it was never marked delivered (the worker died, the answer was lost,
+//! or the write that records it failed). Before sending such a step again the job asks the
+//! instance about the report (`GET /api/v1/admin/reports/:id`) and, when the step is already in
+//! effect there, marks it delivered without sending it again (audited as
+//! `moderation.delivery_confirmed`, "confirmed on the instance"). An account action is in
+//! effect when the target account shows it (suspended, silenced, sensitized, disabled); a
+//! warning (`none`), which changes no account state, when the report is resolved — by the
+//! service account, when Guildhall knows which account its token belongs to. A resolve step is
+//! in effect when the report is resolved; a resolve the server refuses is also checked that
+//! way, so an already-resolved report does not fail the decision.
 
 use guildhall_core::Timestamp;
 use guildhall_db::audit::{append_in, NewAuditEntry};
 use guildhall_db::jobs::Job;
 use guildhall_db::{on_pool, on_tx, Db};
-use guildhall_mastodon::models::AccountAction;
+use guildhall_mastodon::models::{AccountAction, AdminReport};
+use guildhall_mastodon::Client;
 use serde_json::Value;
 
 use crate::error::{ModError, Result};
@@ -80,6 +96,96 @@ async fn fail_decision(
     Ok(())
 }
 
+/// What the step helpers of one apply job share.
+struct StepCtx<'a> {
+    db: &'a Db,
+    d: &'a DecisionRow,
+    decision_id: i64,
+    action: Action,
+    /// The account the instance's token belongs to (`name`), when known.
+    service_acct: Option<&'a str>,
+}
+
+impl StepCtx<'_> {
+    /// Marks a step delivered (and a resolved report resolved in the copy).
+    async fn delivered(&self, step_id: i64, kind: &str, remote_id: &str) -> Result<()> {
+        let db = self.db;
+        on_pool!(db, p => sqlx::query(
+            "UPDATE mod_delivery_steps SET state = 'delivered', last_error = NULL, updated_at = $1 WHERE id = $2")
+            .bind(Timestamp::now().0).bind(step_id).execute(p).await.map(|r| r.rows_affected()))?;
+        if kind == "resolve" {
+            on_pool!(db, p => sqlx::query(
+                "UPDATE mod_reports SET action_taken = TRUE WHERE instance_id = $1 AND remote_id = $2")
+                .bind(self.d.instance_id).bind(remote_id).execute(p).await.map(|r| r.rows_affected()))?;
+        }
+        Ok(())
+    }
+
+    /// Marks a step delivered that the instance shows in effect already, without sending it
+    /// again; audited (`moderation.delivery_confirmed`).
+    async fn confirmed(&self, step_id: i64, kind: &str, remote_id: &str) -> Result<()> {
+        self.delivered(step_id, kind, remote_id).await?;
+        audit_system(
+            self.db,
+            self.d.coop_org_id,
+            "moderation.delivery_confirmed",
+            serde_json::json!({
+                "decision_id": self.decision_id, "case_id": self.d.case_id,
+                "instance_id": self.d.instance_id, "step": kind, "report": remote_id,
+                "action": self.action, "outcome": "confirmed on the instance" }),
+        )
+        .await
+    }
+
+    /// Records a step's last error.
+    async fn note_error(&self, step_id: i64, msg: &str) -> Result<()> {
+        let db = self.db;
+        on_pool!(db, p => sqlx::query(
+            "UPDATE mod_delivery_steps SET last_error = $1, updated_at = $2 WHERE id = $3")
+            .bind(msg).bind(Timestamp::now().0).bind(step_id).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}
+
+/// Whether the instance's report shows the step in effect already (see the module doc).
+fn report_shows(
+    report: &AdminReport,
+    kind: &str,
+    action: Action,
+    service_acct: Option<&str>,
+) -> bool {
+    if kind != "action" {
+        return report.action_taken;
+    }
+    let t = &report.target_account;
+    match action {
+        Action::Sensitive => t.sensitized,
+        Action::Disable => t.disabled == Some(true),
+        Action::Silence => t.silenced,
+        Action::Suspend => t.suspended,
+        // A warning changes no account state; with a report id it resolves that report.
+        Action::None => {
+            report.action_taken
+                && match (service_acct, &report.action_taken_by_account) {
+                    (Some(me), Some(by)) => by.acct().eq_ignore_ascii_case(me),
+                    (Some(_), None) => false,
+                    (None, _) => true,
+                }
+        }
+    }
+}
+
+/// Asks the instance whether a step is in effect already.
+async fn in_effect(
+    client: &Client,
+    ctx: &StepCtx<'_>,
+    kind: &str,
+    remote_id: &str,
+) -> std::result::Result<bool, guildhall_mastodon::Error> {
+    let report = client.report(remote_id).await?;
+    Ok(report_shows(&report, kind, ctx.action, ctx.service_acct))
+}
+
 /// The `moderation.apply` handler.
 pub(crate) async fn apply_job_handler(services: Services, job: Job) -> Result<()> {
     let db = &services.db;
@@ -97,9 +203,9 @@ pub(crate) async fn apply_job_handler(services: Services, job: Job) -> Result<()
         return Ok(());
     }
     let action: Action = stored("mod_decisions.action", &d.action)?;
-    let steps: Vec<(i64, String, String, String)> = on_pool!(db, p => sqlx::query_as(
-        "SELECT s.id, s.kind, s.state, r.remote_id FROM mod_delivery_steps s JOIN mod_reports r ON r.id = s.report_id \
-         WHERE s.decision_id = $1 ORDER BY s.position")
+    let steps: Vec<(i64, String, String, String, i64)> = on_pool!(db, p => sqlx::query_as(
+        "SELECT s.id, s.kind, s.state, r.remote_id, s.attempts FROM mod_delivery_steps s \
+         JOIN mod_reports r ON r.id = s.report_id WHERE s.decision_id = $1 ORDER BY s.position")
         .bind(decision_id).fetch_all(p).await)?;
     let last_attempt = job.attempts >= job.max_attempts;
     let client = match client_for(&services, d.instance_id).await {
@@ -114,10 +220,48 @@ pub(crate) async fn apply_job_handler(services: Services, job: Job) -> Result<()
             return Err(e);
         }
     };
-    for (step_id, kind, state, remote_id) in &steps {
+    let service_acct = services
+        .db
+        .instance(d.instance_id)
+        .await?
+        .and_then(|i| i.account)
+        .map(|a| a.trim_start_matches('@').to_owned());
+    let step_ctx = StepCtx {
+        db,
+        d: &d,
+        decision_id,
+        action,
+        service_acct: service_acct.as_deref(),
+    };
+    for (step_id, kind, state, remote_id, attempts) in &steps {
         if state == "delivered" {
             continue;
         }
+        if *attempts > 0 {
+            // An earlier attempt may have reached the instance without being recorded: look
+            // before sending again.
+            match in_effect(&client, &step_ctx, kind, remote_id).await {
+                Ok(true) => {
+                    step_ctx.confirmed(*step_id, kind, remote_id).await?;
+                    continue;
+                }
+                Ok(false) => {}
+                Err(e) if e.is_transient() => {
+                    let msg = e.to_string();
+                    step_ctx.note_error(*step_id, &msg).await?;
+                    if last_attempt {
+                        fail_decision(db, decision_id, *step_id, &msg, d.coop_org_id, d.case_id)
+                            .await?;
+                    }
+                    return Err(e.into());
+                }
+                Err(e) => {
+                    tracing::warn!(decision = decision_id, step = *step_id, error = %e,
+                        "could not ask the instance whether an earlier attempt took effect; sending again");
+                }
+            }
+        }
+        // The attempt is recorded (committed) before the request goes out.
         on_pool!(db, p => sqlx::query("UPDATE mod_delivery_steps SET attempts = attempts + 1, updated_at = $1 WHERE id = $2")
             .bind(Timestamp::now().0).bind(*step_id).execute(p).await.map(|r| r.rows_affected()))?;
         let result = if kind == "action" {
@@ -126,24 +270,27 @@ pub(crate) async fn apply_job_handler(services: Services, job: Job) -> Result<()
             a.send_email_notification = Some(d.notify_user);
             client.account_action(&d.target_account_id, &a).await
         } else {
-            client.resolve_report(remote_id, None).await.map(|_| ())
+            match client.resolve_report(remote_id, None).await {
+                Ok(_) => Ok(()),
+                // A server that refuses to resolve a report that is resolved already: that is
+                // the outcome the step wants.
+                Err(e) if !e.is_transient() => {
+                    match in_effect(&client, &step_ctx, kind, remote_id).await {
+                        Ok(true) => {
+                            step_ctx.confirmed(*step_id, kind, remote_id).await?;
+                            continue;
+                        }
+                        _ => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            }
         };
         match result {
-            Ok(()) => {
-                on_pool!(db, p => sqlx::query(
-                    "UPDATE mod_delivery_steps SET state = 'delivered', last_error = NULL, updated_at = $1 WHERE id = $2")
-                    .bind(Timestamp::now().0).bind(*step_id).execute(p).await.map(|r| r.rows_affected()))?;
-                if kind == "resolve" {
-                    on_pool!(db, p => sqlx::query(
-                        "UPDATE mod_reports SET action_taken = TRUE WHERE instance_id = $1 AND remote_id = $2")
-                        .bind(d.instance_id).bind(remote_id).execute(p).await.map(|r| r.rows_affected()))?;
-                }
-            }
+            Ok(()) => step_ctx.delivered(*step_id, kind, remote_id).await?,
             Err(e) => {
                 let msg = e.to_string();
-                on_pool!(db, p => sqlx::query(
-                    "UPDATE mod_delivery_steps SET last_error = $1, updated_at = $2 WHERE id = $3")
-                    .bind(&msg).bind(Timestamp::now().0).bind(*step_id).execute(p).await.map(|r| r.rows_affected()))?;
+                step_ctx.note_error(*step_id, &msg).await?;
                 if !e.is_transient() || last_attempt {
                     fail_decision(db, decision_id, *step_id, &msg, d.coop_org_id, d.case_id)
                         .await?;
