@@ -39,9 +39,13 @@ DATA = os.path.join(ROOT, "..", "shared", "data", "pabulib")
 OUT = os.path.join(ROOT, "bench", "pb", "out")
 BIN = os.environ.get("PB_BIN", "/work/target-pb/release/examples/pb")
 # pabutools is slow: the Add1-based rules run only up to ADD1_MAX voters, the other costly ones up
-# to MID_MAX voters; greedy and plain MES run on every file (keeps the whole script < 15 min)
-ADD1_MAX = 3000
-MID_MAX = 10000
+# to MID_MAX voters; greedy and plain MES run on every file (keeps the whole script < 15 min).
+# PB_ADD1_MAX / PB_MID_MAX raise the limits; PB_FILES (comma-separated substrings) picks files;
+# PB_ONLY_SKIPPED=1 runs only what the default limits leave out.
+ADD1_MAX = int(os.environ.get("PB_ADD1_MAX", "3000"))
+MID_MAX = int(os.environ.get("PB_MID_MAX", "10000"))
+ONLY_SKIPPED = os.environ.get("PB_ONLY_SKIPPED") == "1"
+FILES = [x for x in os.environ.get("PB_FILES", "").split(",") if x]
 
 
 def child_cpu():
@@ -67,7 +71,7 @@ def welfare_of(inst, prof, sel, sat):
     return sp.total_satisfaction(chosen)
 
 
-def rules_for(inst, prof, n, vote_type):
+def rules_for(inst, prof, n, vote_type, add1_max, mid_max):
     """(label, our CLI args, pabutools thunk, compare mode)."""
     mp = prof.as_multiprofile()
     approval_like = isinstance(prof, ApprovalProfile)
@@ -79,7 +83,7 @@ def rules_for(inst, prof, n, vote_type):
         ("mes cost", ["--rule", "mes", "--utility", "cost"],
          lambda: method_of_equal_shares(inst, mp, sat_class=Cost_Sat), "ordered"),
     ]
-    if n <= MID_MAX:
+    if n <= mid_max:
         out += [
             ("mes approval", ["--rule", "mes", "--utility", "approval"],
              lambda: method_of_equal_shares(inst, mp, sat_class=Cardinality_Sat), "ordered"),
@@ -93,7 +97,7 @@ def rules_for(inst, prof, n, vote_type):
         if vote_type in ("cumulative", "scoring"):
             out.append(("mes cardinal", ["--rule", "mes", "--utility", "cardinal"],
                         lambda: method_of_equal_shares(inst, mp, sat_class=Additive_Cardinal_Sat), "ordered"))
-    if n <= ADD1_MAX:
+    if n <= add1_max:
         out += [
             ("mes cost add1", ["--rule", "mes", "--utility", "cost", "--completion", "add1"],
              lambda: method_of_equal_shares(inst, mp, sat_class=Cost_Sat, voter_budget_increment=1), "ordered"),
@@ -120,7 +124,11 @@ def compare_file(path, rows, diffs):
     inst, prof = parse_pabulib(path)
     n = prof.num_ballots()
     vt = inst.meta.get("vote_type", "")
-    for label, args, thunk, mode in rules_for(inst, prof, n, vt):
+    # PB_ONLY_SKIPPED=1: only what the default limits leave out (the default run covers the rest)
+    default_labels = {r[0] for r in rules_for(inst, prof, n, vt, 3000, 10000)}
+    for label, args, thunk, mode in rules_for(inst, prof, n, vt, ADD1_MAX, MID_MAX):
+        if ONLY_SKIPPED and label in default_labels:
+            continue
         t0 = time.process_time()
         try:
             ref = thunk()
@@ -186,7 +194,8 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     only = sys.argv[1:]
     rows, diffs = [], []
-    files = sorted(f for f in os.listdir(DATA) if f.endswith(".pb"))
+    files = sorted(f for f in os.listdir(DATA)
+                   if f.endswith(".pb") and (not FILES or any(x in f for x in FILES)))
     if not only or "files" in only:
         for f in files:
             compare_file(os.path.join(DATA, f), rows, diffs)
