@@ -567,15 +567,17 @@ fn merge_cmd(a: &MergeArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow:
         no_audit: auditfile.is_none() && a.audit.is_none(),
     };
     let mut merger = Merger::new(opts);
-    load_in_order(&specs, |spec, list| {
-        report_problems(&list, err)?;
-        if save_intermediate {
-            let name = format!("{}.csv", list.origin.replace('/', "-"));
-            let mut f = std::io::BufWriter::new(std::fs::File::create(savedir.join(name))?);
-            write::write_fbh_csv(&mut f, &list.entries(), &export)?;
-        }
-        merger.add_compact(spec.opts.clone(), list);
-        Ok(())
+    merger.add_compact_parallel(|feed| {
+        load_in_order(&specs, |spec, list| {
+            report_problems(&list, err)?;
+            if save_intermediate {
+                let name = format!("{}.csv", list.origin.replace('/', "-"));
+                let mut f = std::io::BufWriter::new(std::fs::File::create(savedir.join(name))?);
+                write::write_fbh_csv(&mut f, &list.entries(), &export)?;
+            }
+            feed.add_compact(spec.opts.clone(), list);
+            Ok(())
+        })
     })?;
     let mut allow_lists = Vec::new();
     load_in_order(&allow_specs, |_, list| {

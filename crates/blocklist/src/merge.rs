@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use std::hash::BuildHasher;
 
@@ -701,24 +702,109 @@ pub fn apply_mergeplan(acc: &mut BlockEntry, new: &BlockEntry, plan: MergePlan) 
     }
 }
 
-/// A streaming merge: add lists in source order, then [`Merger::finish`].
-pub struct Merger {
-    opts: MergeOptions,
-    sources: Vec<SourceOptions>,
+/// How many bits of a domain's hash choose its [`Shard`] (the top bits; the table slots use
+/// the low ones).
+const SHARD_BITS: u32 = 1;
+/// The number of shards: each folds its share of every list, on its own thread in
+/// [`Merger::add_compact_parallel`].
+const SHARDS: usize = 1 << SHARD_BITS;
+
+/// The shard of a domain hash.
+fn shard_of(h: u64) -> usize {
+    (h >> (64 - SHARD_BITS)) as usize
+}
+
+/// The domains of one shard (those whose hash has [`shard_of`] equal to its index), with their
+/// accumulators and votes. A domain's whole history is in one shard, folded in list order.
+struct Shard {
     /// The domains, one copy each.
     text: String,
     /// The domains' keys and accumulators, hashed by domain.
     index: Table,
-    /// Each domain's text in `text`, by domain index.
+    /// Each domain's text in `text`, by domain index (local to the shard).
     doms: Vec<(usize, usize)>,
     /// Each domain's hash, by domain index (for growing the table without rehashing text).
     hashes: Vec<u64>,
     /// The votes in fold order: `(domain index, (source index << 2) | severity)` (only of the
     /// lists for which [`Merger::records_votes`]).
     marks: Vec<(u32, u32)>,
+    /// Where each domain was first seen, by domain index: `(source index << 32) | row`, the
+    /// order in which one unsharded table would have numbered the domains.
+    first: Vec<u64>,
+    /// The comments of this shard's accumulators.
     comments: Interner,
+}
+
+/// What a shard needs to know of a list to fold it.
+#[derive(Clone, Copy)]
+struct ListJob {
+    si: usize,
+    weight: f64,
+    plan: MergePlan,
+    import: ImportFields,
+    cap: Severity,
+    record: bool,
+}
+
+/// A streaming merge: add lists in source order, then [`Merger::finish`].
+pub struct Merger {
+    opts: MergeOptions,
+    sources: Vec<SourceOptions>,
+    shards: Vec<Shard>,
     pending: Vec<(usize, BlockEntry, String)>,
     obfuscated_skipped: usize,
+}
+
+/// Applies a source's import fields and severity cap to a block.
+fn prepare(import: ImportFields, cap: Severity, e: &mut BlockEntry) {
+    import.apply(e);
+    if e.severity > cap {
+        e.severity = cap;
+    }
+}
+
+/// Queues a list's obfuscated rows with a digest for [`Merger::finish`] (counts the others).
+fn queue_obfuscated(
+    pending: &mut Vec<(usize, BlockEntry, String)>,
+    skipped: &mut usize,
+    job: &ListJob,
+    obfuscated: Vec<ObfuscatedEntry>,
+) {
+    for mut o in obfuscated {
+        match o.digest {
+            Some(d) => {
+                prepare(job.import, job.cap, &mut o.entry);
+                pending.push((job.si, o.entry, d));
+            }
+            None => *skipped += 1,
+        }
+    }
+}
+
+/// Where the shards' domains are in one numbering (shard `s`'s domain `i` is `off[s] + i`),
+/// fixed once the lists are folded.
+struct Ids {
+    off: [usize; SHARDS + 1],
+}
+
+impl Ids {
+    fn new(shards: &[Shard]) -> Ids {
+        let mut off = [0; SHARDS + 1];
+        for (s, sh) in shards.iter().enumerate() {
+            off[s + 1] = off[s] + sh.doms.len();
+        }
+        Ids { off }
+    }
+
+    fn len(&self) -> usize {
+        self.off[SHARDS]
+    }
+
+    /// `(shard, local index)` of a domain.
+    fn locate(&self, g: usize) -> (usize, usize) {
+        let s = self.off[1..].iter().take_while(|&&o| o <= g).count();
+        (s, g - self.off[s])
+    }
 }
 
 impl Merger {
@@ -727,36 +813,44 @@ impl Merger {
         Merger {
             opts,
             sources: Vec::new(),
-            text: String::new(),
-            index: Table::new(),
-            doms: Vec::new(),
-            hashes: Vec::new(),
-            marks: Vec::new(),
-            comments: Interner::new(),
+            shards: (0..SHARDS).map(|_| Shard::new()).collect(),
             pending: Vec::new(),
             obfuscated_skipped: 0,
         }
     }
 
-    fn prepare(&self, si: usize, e: &mut BlockEntry) {
-        let src = &self.sources[si];
-        src.import.unwrap_or(self.opts.import).apply(e);
-        if e.severity > src.max_severity {
-            e.severity = src.max_severity;
+    /// A domain's text by its index in `ids`.
+    fn dom(&self, ids: &Ids, g: usize) -> &str {
+        let (s, i) = ids.locate(g);
+        self.shards[s].dom(i)
+    }
+
+    /// A domain's index in `ids`.
+    fn lookup(&self, ids: &Ids, d: &str) -> Option<usize> {
+        let h = FxBuildHasher.hash_one(d);
+        let s = shard_of(h);
+        let sh = &self.shards[s];
+        let i = sh.index.probe(h, d, &sh.doms, &sh.text).ok()?;
+        Some(ids.off[s] + sh.index.slots[i].key.id as usize)
+    }
+}
+
+impl Shard {
+    fn new() -> Shard {
+        Shard {
+            text: String::new(),
+            index: Table::new(),
+            doms: Vec::new(),
+            hashes: Vec::new(),
+            marks: Vec::new(),
+            first: Vec::new(),
+            comments: Interner::new(),
         }
     }
 
     fn dom(&self, i: usize) -> &str {
         let s = self.doms[i];
         &self.text[s.0..s.1]
-    }
-
-    fn lookup(&self, d: &str) -> Option<usize> {
-        let i = self
-            .index
-            .probe(FxBuildHasher.hash_one(d), d, &self.doms, &self.text)
-            .ok()?;
-        Some(self.index.slots[i].key.id as usize)
     }
 }
 
@@ -828,19 +922,17 @@ impl Interner {
     }
 }
 
-impl Merger {
-    /// Folds one (prepared) block of source `si` into its domain's accumulator; returns the
-    /// accumulator's index and the vote to record.
-    fn fold(&mut self, si: usize, h: u64, domain: &str, p: Part) -> (u32, u32) {
-        let w = self.sources[si].weight;
-        let code = ((si as u32) << 2) | sev_code(p.severity);
-        let plan = self.opts.plan;
+impl Shard {
+    /// Folds one (prepared) block of list `job` (its `row`) into its domain's accumulator;
+    /// returns the accumulator's index and the vote to record.
+    fn fold(&mut self, job: &ListJob, row: usize, h: u64, domain: &str, p: Part) -> (u32, u32) {
+        let code = ((job.si as u32) << 2) | sev_code(p.severity);
         if let Ok(i) = self.index.probe(h, domain, &self.doms, &self.text) {
             let slot = &mut self.index.slots[i];
             let acc = &mut slot.acc;
             acc.pc = self.comments.merge_acc(acc.pc, p.pc);
             acc.pv = self.comments.merge_acc(acc.pv, p.pv);
-            match plan {
+            match job.plan {
                 MergePlan::Max => {
                     acc.severity = acc.severity.max(p.severity);
                     acc.reject_media |= p.reject_media;
@@ -854,7 +946,7 @@ impl Merger {
                     acc.obfuscate &= p.obfuscate;
                 }
             }
-            acc.weight += w;
+            acc.weight += job.weight;
             return (slot.key.id, code);
         }
         let i = self.doms.len() as u32;
@@ -862,8 +954,9 @@ impl Merger {
         self.text.push_str(domain);
         self.doms.push((start, self.text.len()));
         self.hashes.push(h);
+        self.first.push(((job.si as u64) << 32) | row as u64);
         let acc = Acc {
-            weight: w,
+            weight: job.weight,
             pc: self.comments.reprs[p.pc as usize],
             pv: self.comments.reprs[p.pv as usize],
             severity: p.severity,
@@ -876,7 +969,8 @@ impl Merger {
         (i, code)
     }
 
-    fn fold_entry(&mut self, si: usize, e: &BlockEntry) -> (u32, u32) {
+    /// Folds a prepared block of this shard (`h`: its domain's hash).
+    fn fold_entry(&mut self, job: &ListJob, row: usize, h: u64, e: &BlockEntry) -> (u32, u32) {
         let p = Part {
             severity: e.severity,
             reject_media: e.reject_media,
@@ -885,83 +979,45 @@ impl Merger {
             pc: self.comments.intern(&e.public_comment),
             pv: self.comments.intern(&e.private_comment),
         };
-        self.fold(si, FxBuildHasher.hash_one(e.domain.as_str()), &e.domain, p)
-    }
-
-    /// Whether a list's votes are to be recorded: when an audit or subdomain coverage needs
-    /// them, or for a list with digests (to tell whether it also names a domain in clear).
-    fn records_votes(&self, has_digests: bool) -> bool {
-        !self.opts.no_audit || self.opts.subdomains || has_digests
+        self.fold(job, row, h, &e.domain, p)
     }
 
     fn reserve(&mut self, rows: usize, record: bool) {
-        // Room for a quarter of this list's rows as new domains.
-        let grow = rows / 4;
+        // Room for a quarter of this list's rows as new domains (its share of them).
+        let grow = rows / 4 / SHARDS;
         self.doms.reserve(grow);
         self.hashes.reserve(grow);
         if record {
-            self.marks.reserve(rows);
+            self.marks.reserve(rows / SHARDS);
         }
         self.index.reserve(grow, &self.hashes);
     }
 
-    fn add_obfuscated(&mut self, si: usize, obfuscated: Vec<ObfuscatedEntry>) {
-        for mut o in obfuscated {
-            match o.digest {
-                Some(d) => {
-                    self.prepare(si, &mut o.entry);
-                    self.pending.push((si, o.entry, d));
-                }
-                None => self.obfuscated_skipped += 1,
-            }
-        }
-    }
-
-    /// Adds the next list (in source order).
-    pub fn add(&mut self, src: SourceOptions, list: &Blocklist) {
-        self.add_owned(src, list.clone());
-    }
-
-    /// Adds the next list (in source order), consuming it (no copies of its rows).
-    pub fn add_owned(&mut self, src: SourceOptions, list: Blocklist) {
-        let si = self.sources.len();
-        self.sources.push(src);
-        let record = self.records_votes(list.obfuscated.iter().any(|o| o.digest.is_some()));
-        self.reserve(list.entries.len(), record);
-        for mut e in list.entries {
-            self.prepare(si, &mut e);
-            let m = self.fold_entry(si, &e);
-            if record {
-                self.marks.push(m);
-            }
-        }
-        self.add_obfuscated(si, list.obfuscated);
-    }
-
-    /// Adds the next list (in source order) in the reader's compact form.
-    pub(crate) fn add_compact(&mut self, src: SourceOptions, list: Compact) {
-        let si = self.sources.len();
-        let import = src.import.unwrap_or(self.opts.import);
-        let cap = src.max_severity;
-        self.sources.push(src);
-        let record = self.records_votes(list.obfuscated.iter().any(|o| o.digest.is_some()));
-        self.reserve(list.rows.len(), record);
-        // The list's comment ids in the merge's interner.
+    /// Folds the rows of `list` that belong to shard `me`.
+    fn add_rows(&mut self, me: usize, job: &ListJob, list: &Compact) {
+        self.reserve(list.rows.len(), job.record);
+        let import = job.import;
+        // The list's comment ids in this shard's interner.
         let ids: Vec<u32> = (0..list.comments.len())
             .map(|c| self.comments.intern(list.comment(c as u32)))
             .collect();
         // The rows' slots are looked up (and so loaded) in batches before the updates look
         // them up again, so that their cache misses overlap.
-        const BATCH: usize = 64;
-        for batch in list.rows.chunks(BATCH) {
+        const BATCH: usize = 64 * SHARDS;
+        for (b, batch) in list.rows.chunks(BATCH).enumerate() {
+            let mine = || {
+                (b * BATCH..)
+                    .zip(batch)
+                    .filter(|(_, r)| shard_of(r.hash) == me)
+            };
             let mut touch = 0u32;
-            for r in batch {
+            for (_, r) in mine() {
                 touch ^= self.index.touch(r.hash);
             }
             std::hint::black_box(touch);
-            for r in batch {
+            for (row, r) in mine() {
                 let p = Part {
-                    severity: r.severity.min(cap),
+                    severity: r.severity.min(job.cap),
                     reject_media: r.reject_media && import.reject_media,
                     reject_reports: r.reject_reports && import.reject_reports,
                     obfuscate: r.obfuscate && import.obfuscate,
@@ -976,13 +1032,12 @@ impl Merger {
                         0
                     },
                 };
-                let m = self.fold(si, r.hash, list.str(r.dom), p);
-                if record {
+                let m = self.fold(job, row, r.hash, list.str(r.dom), p);
+                if job.record {
                     self.marks.push(m);
                 }
             }
         }
-        self.add_obfuscated(si, list.obfuscated);
     }
 
     fn entry(&self, a: &Acc, i: usize, severity: Severity) -> BlockEntry {
@@ -996,14 +1051,151 @@ impl Merger {
             private_comment: self.comments.render(a.pv),
         }
     }
+}
+
+/// Hands lists to the shards' threads (see [`Merger::add_compact_parallel`]).
+pub(crate) struct Feed<'a> {
+    opts: MergeOptions,
+    sources: &'a mut Vec<SourceOptions>,
+    pending: &'a mut Vec<(usize, BlockEntry, String)>,
+    obfuscated_skipped: &'a mut usize,
+    txs: Vec<std::sync::mpsc::SyncSender<(ListJob, Arc<Compact>)>>,
+}
+
+impl Feed<'_> {
+    /// Adds the next list (in source order) in the reader's compact form.
+    pub(crate) fn add_compact(&mut self, src: SourceOptions, mut list: Compact) {
+        let job = ListJob {
+            si: self.sources.len(),
+            weight: src.weight,
+            plan: self.opts.plan,
+            import: src.import.unwrap_or(self.opts.import),
+            cap: src.max_severity,
+            record: records_votes(
+                self.opts,
+                list.obfuscated.iter().any(|o| o.digest.is_some()),
+            ),
+        };
+        self.sources.push(src);
+        let obfuscated = std::mem::take(&mut list.obfuscated);
+        let list = Arc::new(list);
+        for tx in &self.txs {
+            // A shard thread stops early only by panicking, which the scope passes on.
+            let _ = tx.send((job, Arc::clone(&list)));
+        }
+        queue_obfuscated(self.pending, self.obfuscated_skipped, &job, obfuscated);
+    }
+}
+
+/// Whether a list's votes are to be recorded: when an audit or subdomain coverage needs
+/// them, or for a list with digests (to tell whether it also names a domain in clear).
+fn records_votes(opts: MergeOptions, has_digests: bool) -> bool {
+    !opts.no_audit || opts.subdomains || has_digests
+}
+
+impl Merger {
+    fn job(&self, si: usize) -> ListJob {
+        let src = &self.sources[si];
+        ListJob {
+            si,
+            weight: src.weight,
+            plan: self.opts.plan,
+            import: src.import.unwrap_or(self.opts.import),
+            cap: src.max_severity,
+            record: true,
+        }
+    }
+
+    /// Folds a block of source `si` (prepared) into its shard; returns the shard and the vote.
+    fn fold_entry(&mut self, job: &ListJob, row: usize, e: &BlockEntry) -> (usize, (u32, u32)) {
+        let h = FxBuildHasher.hash_one(e.domain.as_str());
+        let s = shard_of(h);
+        (s, self.shards[s].fold_entry(job, row, h, e))
+    }
+
+    /// Adds the next list (in source order).
+    pub fn add(&mut self, src: SourceOptions, list: &Blocklist) {
+        self.add_owned(src, list.clone());
+    }
+
+    /// Adds the next list (in source order), consuming it (no copies of its rows).
+    pub fn add_owned(&mut self, src: SourceOptions, list: Blocklist) {
+        let si = self.sources.len();
+        self.sources.push(src);
+        let job = ListJob {
+            record: records_votes(
+                self.opts,
+                list.obfuscated.iter().any(|o| o.digest.is_some()),
+            ),
+            ..self.job(si)
+        };
+        for sh in &mut self.shards {
+            sh.reserve(list.entries.len(), job.record);
+        }
+        for (row, mut e) in list.entries.into_iter().enumerate() {
+            prepare(job.import, job.cap, &mut e);
+            let (s, m) = self.fold_entry(&job, row, &e);
+            if job.record {
+                self.shards[s].marks.push(m);
+            }
+        }
+        queue_obfuscated(
+            &mut self.pending,
+            &mut self.obfuscated_skipped,
+            &job,
+            list.obfuscated,
+        );
+    }
+
+    /// Runs `feed` on this thread while each shard folds the lists it is given on a thread of
+    /// its own, in the order given; returns what `feed` returns once every list is folded.
+    pub(crate) fn add_compact_parallel<R>(&mut self, feed: impl FnOnce(&mut Feed<'_>) -> R) -> R {
+        std::thread::scope(|scope| {
+            let mut txs = Vec::with_capacity(SHARDS);
+            for (me, shard) in self.shards.iter_mut().enumerate() {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<(ListJob, Arc<Compact>)>(4);
+                txs.push(tx);
+                scope.spawn(move || {
+                    for (job, list) in rx {
+                        shard.add_rows(me, &job, &list);
+                    }
+                });
+            }
+            let mut f = Feed {
+                opts: self.opts,
+                sources: &mut self.sources,
+                pending: &mut self.pending,
+                obfuscated_skipped: &mut self.obfuscated_skipped,
+                txs,
+            };
+            feed(&mut f)
+            // `f` (and so the senders) is dropped here: the shard threads finish their lists.
+        })
+    }
+
+    fn entry(&self, ids: &Ids, a: &Acc, g: usize, severity: Severity) -> BlockEntry {
+        let (s, i) = ids.locate(g);
+        self.shards[s].entry(a, i, severity)
+    }
 
     /// Finishes the merge: resolves digests, applies the threshold, the allowlist (exact
     /// domains, already normalised) and, with subdomain coverage, parent blocks.
     pub fn finish(mut self, allow: &FxHashSet<String>) -> MergeResult {
         // Each domain's votes, if anything below reads them.
+        let ids = Ids::new(&self.shards);
         let need_votes = !self.opts.no_audit || self.opts.subdomains || !self.pending.is_empty();
+        // Every shard's votes in one numbering (a domain's votes are all in its shard).
+        let mut marks: Vec<(u32, u32)> = Vec::new();
+        if need_votes {
+            marks.reserve(self.shards.iter().map(|s| s.marks.len()).sum());
+            for (s, sh) in self.shards.iter_mut().enumerate() {
+                let o = ids.off[s] as u32;
+                marks.extend(sh.marks.iter().map(|&(i, c)| (o + i, c)));
+                sh.marks = Vec::new();
+            }
+        }
         let mut votes = if need_votes {
-            Votes::group(&self.marks, self.doms.len())
+            Votes::group(&marks, ids.len())
         } else {
             Votes::group(&[], 0)
         };
@@ -1011,15 +1203,15 @@ impl Merger {
         if !self.pending.is_empty() {
             // (domain, source) of the votes added here.
             let mut added: FxHashSet<(usize, usize)> = FxHashSet::default();
-            let by_digest: FxHashMap<String, String> = (0..self.doms.len())
-                .map(|i| (digest(self.dom(i)), self.dom(i).to_string()))
+            let by_digest: FxHashMap<String, String> = (0..ids.len())
+                .map(|i| (digest(self.dom(&ids, i)), self.dom(&ids, i).to_string()))
                 .collect();
             for (si, e, d) in std::mem::take(&mut self.pending) {
                 let Some(domain) = by_digest.get(&d) else {
                     self.obfuscated_skipped += 1;
                     continue;
                 };
-                let Some(i) = self.lookup(domain) else {
+                let Some(i) = self.lookup(&ids, domain) else {
                     continue;
                 };
                 if added.contains(&(i, si)) || votes.of(i).iter().any(|&c| (c >> 2) as usize == si)
@@ -1031,17 +1223,22 @@ impl Merger {
                     ..e
                 };
                 digests_resolved += 1;
-                let m = self.fold_entry(si, &e);
-                added.insert((m.0 as usize, si));
-                self.marks.push(m);
+                let job = self.job(si);
+                // (The domain is known, so `row` is not recorded.)
+                let (s, (li, c)) = self.fold_entry(&job, 0, &e);
+                let g = ids.off[s] + li as usize;
+                added.insert((g, si));
+                marks.push((g as u32, c));
             }
-            votes = Votes::group(&self.marks, self.doms.len());
+            votes = Votes::group(&marks, ids.len());
         }
-        self.marks = Vec::new();
+        drop(marks);
         // The accumulators by domain index.
-        let mut accs = vec![Acc::default(); self.doms.len()];
-        for s in self.index.occupied() {
-            accs[s.key.id as usize] = s.acc;
+        let mut accs = vec![Acc::default(); ids.len()];
+        for (s, sh) in self.shards.iter().enumerate() {
+            for slot in sh.index.occupied() {
+                accs[ids.off[s] + slot.key.id as usize] = slot.acc;
+            }
         }
         let n = self.sources.len();
         let total_w: f64 = self.sources.iter().map(|s| s.weight).sum();
@@ -1053,8 +1250,8 @@ impl Merger {
             for i in 0..accs.len() {
                 let own: FxHashSet<u32> = votes.of(i).iter().map(|c| c >> 2).collect();
                 let mut extra: FxHashSet<u32> = FxHashSet::default();
-                for p in parents(self.dom(i)) {
-                    if let Some(j) = self.lookup(p) {
+                for p in parents(self.dom(&ids, i)) {
+                    if let Some(j) = self.lookup(&ids, p) {
                         for &c in votes.of(j) {
                             let s = c >> 2;
                             if !own.contains(&s) && extra.insert(s) {
@@ -1076,7 +1273,7 @@ impl Merger {
         };
         let mut outcome: Vec<Outcome> = Vec::with_capacity(accs.len());
         for (i, s) in support.iter().enumerate() {
-            let d = self.dom(i);
+            let d = self.dom(&ids, i);
             let allowed =
                 allow.contains(d) || (opts.subdomains && parents(d).any(|p| allow.contains(p)));
             outcome.push(if level(*s) < opts.threshold {
@@ -1088,13 +1285,25 @@ impl Merger {
             });
         }
         if opts.subdomains {
-            for i in 0..accs.len() {
+            // In the order the domains were first seen: a domain found covered here no longer
+            // covers its own subdomains, so the order decides between parents.
+            let mut seen: Vec<(u64, usize)> = Vec::with_capacity(accs.len());
+            for (s, sh) in self.shards.iter().enumerate() {
+                seen.extend(
+                    sh.first
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &f)| (f, ids.off[s] + i)),
+                );
+            }
+            seen.sort_unstable();
+            for i in seen.into_iter().map(|(_, i)| i) {
                 if outcome[i] != Outcome::Included {
                     continue;
                 }
                 let e = &accs[i];
-                for p in parents(self.dom(i)) {
-                    if let Some(j) = self.lookup(p) {
+                for p in parents(self.dom(&ids, i)) {
+                    if let Some(j) = self.lookup(&ids, p) {
                         let pe = &accs[j];
                         if outcome[j] == Outcome::Included
                             && eff[j] >= eff[i]
@@ -1112,20 +1321,17 @@ impl Merger {
         // a number (zero-padded, so in byte order), then by the whole text where those are equal.
         let mut order: Vec<(u64, usize)> = (0..accs.len())
             .filter(|&i| !opts.no_audit || outcome[i] == Outcome::Included)
-            .map(|i| {
-                let mut head = [0u8; 8];
-                let d = self.dom(i).as_bytes();
-                let k = d.len().min(8);
-                head[..k].copy_from_slice(&d[..k]);
-                (u64::from_be_bytes(head), i)
-            })
+            .map(|i| (sort_head(self.dom(&ids, i)), i))
             .collect();
-        order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| self.dom(a.1).cmp(self.dom(b.1))));
+        order.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| self.dom(&ids, a.1).cmp(self.dom(&ids, b.1)))
+        });
         let mut entries = Vec::new();
         let mut audit = Vec::with_capacity(if opts.no_audit { 0 } else { order.len() });
         for (_, i) in order {
             if outcome[i] == Outcome::Included {
-                entries.push(self.entry(&accs[i], i, eff[i]));
+                entries.push(self.entry(&ids, &accs[i], i, eff[i]));
             }
             if opts.no_audit {
                 continue;
@@ -1133,7 +1339,7 @@ impl Merger {
             let v = votes.of(i);
             let count = v.len() as u32;
             audit.push(AuditRecord {
-                domain: self.dom(i).to_string(),
+                domain: self.dom(&ids, i).to_string(),
                 count,
                 percent: f64::from(count) / n as f64 * 100.0,
                 score: if total_w > 0.0 {
@@ -1155,6 +1361,16 @@ impl Merger {
             digests_resolved,
         }
     }
+}
+
+/// The first 8 bytes of a domain as a number (zero-padded, so in byte order): sorting by it
+/// and then by the whole text is sorting by the text.
+fn sort_head(d: &str) -> u64 {
+    let mut head = [0u8; 8];
+    let d = d.as_bytes();
+    let k = d.len().min(8);
+    head[..k].copy_from_slice(&d[..k]);
+    u64::from_be_bytes(head)
 }
 
 /// The votes grouped per domain, in fold order: domain `i`'s are `flat[start[i]..start[i + 1]]`.
@@ -1299,7 +1515,7 @@ mod tests {
             seed ^= seed << 17;
             seed % n
         };
-        let mut m = Merger::new(MergeOptions::default());
+        let mut comments = Interner::new();
         for round in 0..3000 {
             let pool = if round % 3 == 0 { 90 } else { 5 + round % 8 };
             let mut acc_ref = String::new();
@@ -1314,10 +1530,10 @@ mod tests {
                     })
                     .collect();
                 let c = toks.join(", ");
-                let id = m.comments.intern(&c);
+                let id = comments.intern(&c);
                 acc_ref = merge_comments(&acc_ref, &c);
-                acc = m.comments.merge_acc(acc, id);
-                assert_eq!(m.comments.render(acc), acc_ref, "after {c:?}");
+                acc = comments.merge_acc(acc, id);
+                assert_eq!(comments.render(acc), acc_ref, "after {c:?}");
             }
         }
     }
@@ -1445,6 +1661,126 @@ mod tests {
                     assert_eq!(lean.digests_resolved, full.digests_resolved);
                     assert_eq!(full.digests_resolved, 1);
                 }
+            }
+        }
+    }
+
+    /// Synthetic CSV lists: overlapping domains (parents and subdomains among them), mixed
+    /// severities, flags and comments; the last lists repeat a few rows.
+    fn csv_lists(n: usize, rows: usize) -> Vec<String> {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        (0..n)
+            .map(|_| {
+                let mut t = String::from("domain,severity,reject_media,public_comment\n");
+                for _ in 0..rows {
+                    let d = rnd(300);
+                    let dom = match rnd(3) {
+                        0 => format!("d{d}.example"),
+                        1 => format!("s{}.d{d}.example", rnd(3)),
+                        _ => format!("x.s{}.d{d}.example", rnd(3)),
+                    };
+                    let sev = ["suspend", "silence", "noop"][rnd(3) as usize];
+                    let c = ["", "spam", "spam, nazis", "nazis, spam", "a, , b"][rnd(5) as usize];
+                    t.push_str(&format!("{dom},{sev},{},\"{c}\"\n", rnd(2) == 0));
+                }
+                t
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_shards_each_get_a_share_of_the_domains() {
+        let doms: Vec<String> = (0..1000).map(|i| format!("d{i}.example")).collect();
+        let mut per = [0usize; SHARDS];
+        for d in &doms {
+            per[shard_of(FxBuildHasher.hash_one(d.as_str()))] += 1;
+        }
+        for n in per {
+            assert!(n > 1000 / SHARDS / 2, "{per:?}");
+        }
+    }
+
+    #[test]
+    fn folding_on_the_shard_threads_is_folding_in_order() {
+        use crate::read::{read_compact, Format};
+        let lists = csv_lists(12, 400);
+        for subdomains in [false, true] {
+            for no_audit in [false, true] {
+                for plan in [MergePlan::Max, MergePlan::Min] {
+                    let o = MergeOptions {
+                        plan,
+                        threshold: 25.0,
+                        threshold_type: ThresholdType::Pct,
+                        import: ImportFields::all(),
+                        subdomains,
+                        no_audit,
+                    };
+                    let allow: FxHashSet<String> = ["d7.example".to_string()].into_iter().collect();
+                    let mut seq = Merger::new(o);
+                    let mut par = Merger::new(o);
+                    par.add_compact_parallel(|feed| {
+                        for (k, t) in lists.iter().enumerate() {
+                            let src = SourceOptions::new(format!("l{k}"));
+                            let read = || read_compact(t.as_bytes(), "l", Some(Format::Csv));
+                            seq.add_owned(src.clone(), read().into_blocklist());
+                            feed.add_compact(src, read());
+                        }
+                    });
+                    let (a, b) = (seq.finish(&allow), par.finish(&allow));
+                    assert_eq!(a.entries, b.entries, "{o:?}");
+                    assert_eq!(a.audit, b.audit, "{o:?}");
+                    assert_eq!(a.domains_seen, b.domains_seen);
+                    assert!(!a.entries.is_empty());
+                    if subdomains && !no_audit {
+                        assert!(a
+                            .audit
+                            .iter()
+                            .any(|r| matches!(r.outcome, Outcome::CoveredBy(_))));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn coverage_is_decided_in_the_order_domains_were_first_seen() {
+        use crate::read::{read_compact, Format};
+        use Severity::*;
+        let o = MergeOptions {
+            subdomains: true,
+            ..MergeOptions::default()
+        };
+        let allow = FxHashSet::default();
+        // A domain found covered no longer covers its subdomains: seen first, `x.s.d.example`
+        // is covered by `s.d.example` (itself covered later); seen after it, by `d.example`.
+        for (rows, by) in [
+            (["x.s.d.example", "s.d.example", "d.example"], "s.d.example"),
+            (["s.d.example", "x.s.d.example", "d.example"], "d.example"),
+        ] {
+            let l = list(&rows.map(|d| (d, Suspend, false)));
+            let r = merge(&[(SourceOptions::new("a"), &l)], o, &allow);
+            let csv: String = std::iter::once("domain,severity\n".to_string())
+                .chain(rows.iter().map(|d| format!("{d},suspend\n")))
+                .collect();
+            let mut m = Merger::new(o);
+            m.add_compact_parallel(|feed| {
+                let c = read_compact(csv.as_bytes(), "a", Some(Format::Csv));
+                feed.add_compact(SourceOptions::new("a"), c);
+            });
+            for r in [r, m.finish(&allow)] {
+                let x = r
+                    .audit
+                    .iter()
+                    .find(|a| a.domain == "x.s.d.example")
+                    .unwrap();
+                assert_eq!(x.outcome, Outcome::CoveredBy(by.into()));
+                assert_eq!(r.entries.len(), 1);
             }
         }
     }
