@@ -34,6 +34,10 @@ pub enum ListsError {
     /// last good state.
     #[error("{0}")]
     Fetch(String),
+    /// Another push or plan of the same instance holds its lease; try again later (a job is
+    /// retried).
+    #[error("busy: {0}")]
+    Busy(String),
     /// A member instance refused or failed a request.
     #[error(transparent)]
     Instance(#[from] guildhall_mastodon::Error),

@@ -16,11 +16,22 @@
 //!   each done right after the instance accepted it; stopped halfway (outage, crash), the next
 //!   run resumes at the first pending step. A create that finds a block Guildhall already made
 //!   (its stamp) adopts it instead of failing, so no change is applied twice.
+//! - One writer per instance: a push run and a plan of the same instance hold the instance's
+//!   lease ([`InstanceLease`], a row in `lists_locks` under the reserved key [`LEASE_KEY`], taken
+//!   by one atomic upsert, renewed before every step, released at the end, and expiring on its
+//!   own if the holder dies). A second run of the same push waits for it and then finds nothing
+//!   pending; two pushes of one instance run one after the other. Decisions (approve, reject) and
+//!   the plan's final transaction are serialised on the instance's organisation row
+//!   (`FOR NO KEY UPDATE` on PostgreSQL; SQLite's single writer), and the plan re-checks in that
+//!   transaction that no push was decided meanwhile, so an approval racing a plan never leaves
+//!   the same change in two pushes.
 //! - Follower guard: before suspending a domain, the instance is asked how many follow
 //!   relationships its local accounts have with accounts on that domain ([`current_follows`]);
 //!   if any, the step is held for the admin (approve with `force_followed`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use guildhall_blocklist::diff::{diff, DiffOptions, Ownership, Pushed, SkipReason};
 use guildhall_blocklist::{normalize_domain, BlockEntry, Severity};
@@ -59,6 +70,118 @@ fn push_job(push: i64) -> NewJob {
     NewJob::new(PUSH_JOB, serde_json::json!({ "push_id": push }))
         .dedup(format!("{PUSH_JOB}:{push}"))
         .max_attempts(20)
+}
+
+/// The reserved `lists_locks` key of an instance's push lease. `normalize_domain` never yields
+/// it, and [`locks`] never lists it.
+pub const LEASE_KEY: &str = "#push-lease";
+/// How long an instance lease lasts unless renewed (it is renewed before every step).
+const LEASE_FOR: Duration = Duration::from_secs(15 * 60);
+/// How long a run or plan waits for a busy instance before giving up ([`ListsError::Busy`]; the
+/// job is retried).
+const LEASE_WAIT: Duration = Duration::from_secs(30);
+
+/// The lease on one instance: while held, nobody else runs a push or a plan for it.
+pub struct InstanceLease {
+    db: Db,
+    org: OrgId,
+    holder: String,
+}
+
+impl InstanceLease {
+    /// Takes the lease of `org`, waiting up to 30 s while another holder has it
+    /// ([`ListsError::Busy`] then). An expired lease (its holder died) is taken over.
+    pub async fn take(db: &Db, org: OrgId) -> Result<InstanceLease> {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let holder = format!(
+            "{}:{}:{}",
+            std::process::id(),
+            Timestamp::now().0,
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let deadline = Instant::now() + LEASE_WAIT;
+        loop {
+            let t = Timestamp::now();
+            // One statement: on PostgreSQL a concurrent upsert waits for this one and then
+            // re-checks the condition; SQLite has a single writer.
+            let n = on_pool!(db, c => sqlx::query(
+                "INSERT INTO lists_locks (org_id, domain, created_by, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (org_id, domain) DO UPDATE SET \
+                 created_by = excluded.created_by, created_at = excluded.created_at \
+                 WHERE lists_locks.created_at < $5")
+                .bind(org.0).bind(LEASE_KEY).bind(&holder).bind(t.plus(LEASE_FOR).0).bind(t.0)
+                .execute(c).await.map(|r| r.rows_affected()))
+            .map_err(DbError::from)?;
+            if n == 1 {
+                return Ok(InstanceLease {
+                    db: db.clone(),
+                    org,
+                    holder,
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(ListsError::Busy(
+                    "another push or plan of this instance is running".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Renews the lease; [`ListsError::Busy`] if it was lost (it expired and another holder
+    /// took it): the caller must stop writing.
+    pub async fn renew(&self) -> Result<()> {
+        let n = on_pool!(&self.db, c => sqlx::query(
+            "UPDATE lists_locks SET created_at = $1 WHERE org_id = $2 AND domain = $3 \
+             AND created_by = $4")
+            .bind(Timestamp::now().plus(LEASE_FOR).0).bind(self.org.0).bind(LEASE_KEY)
+            .bind(&self.holder).execute(c).await.map(|r| r.rows_affected()))
+        .map_err(DbError::from)?;
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(ListsError::Busy(
+                "the instance lease expired and was taken over".into(),
+            ))
+        }
+    }
+
+    /// Releases the lease (if still held).
+    pub async fn release(self) -> Result<()> {
+        on_pool!(&self.db, c => sqlx::query(
+            "DELETE FROM lists_locks WHERE org_id = $1 AND domain = $2 AND created_by = $3")
+            .bind(self.org.0).bind(LEASE_KEY).bind(&self.holder)
+            .execute(c).await.map(|r| r.rows_affected()))
+        .map_err(DbError::from)?;
+        Ok(())
+    }
+}
+
+/// Runs `f` holding the lease of `org`, and releases it whatever `f` returned.
+async fn with_lease<T, F, Fut>(db: &Db, org: OrgId, f: F) -> Result<T>
+where
+    F: FnOnce(InstanceLease) -> Fut,
+    Fut: std::future::Future<Output = (InstanceLease, Result<T>)>,
+{
+    let lease = InstanceLease::take(db, org).await?;
+    let (lease, r) = f(lease).await;
+    let released = lease.release().await;
+    let v = r?;
+    released?;
+    Ok(v)
+}
+
+/// Serialises a decision or a plan's final transaction on the organisation row of `org`
+/// (PostgreSQL; SQLite's `BEGIN IMMEDIATE` already holds the single write lock).
+async fn lock_org_in(tx: &mut Tx, org: OrgId) -> Result<()> {
+    if let Tx::Postgres(t) = tx {
+        sqlx::query("SELECT id FROM organisations WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(org.0)
+            .fetch_optional(&mut **t)
+            .await
+            .map_err(DbError::from)?;
+    }
+    Ok(())
 }
 
 /// The private comment stamped on blocks pushed for `list`.
@@ -284,8 +407,9 @@ pub async fn unlock_domain(db: &Db, org: OrgId, actor: &Actor, domain: &str) -> 
 /// The locks of `org`, by domain.
 pub async fn locks(db: &Db, org: OrgId) -> Result<Vec<Lock>> {
     let rows: Vec<(String, String, i64)> = on_pool!(db, p => sqlx::query_as(
-        "SELECT domain, created_by, created_at FROM lists_locks WHERE org_id = $1 ORDER BY domain")
-        .bind(org.0).fetch_all(p).await)
+        "SELECT domain, created_by, created_at FROM lists_locks WHERE org_id = $1 AND domain <> $2 \
+         ORDER BY domain")
+        .bind(org.0).bind(LEASE_KEY).fetch_all(p).await)
     .map_err(DbError::from)?;
     Ok(rows
         .into_iter()
@@ -681,6 +805,20 @@ pub async fn approve_push(
             )))
         }
     }
+    lock_org_in(&mut tx, org).await?;
+    // Conditional on the status read above: a plan that superseded the push (or another
+    // decision) meanwhile wins, and this approval is refused rather than applied twice.
+    let n = on_tx!(&mut tx, c => sqlx::query(
+        "UPDATE lists_pushes SET status = 'pending', decided_at = $1, decided_by = $2 \
+         WHERE id = $3 AND status = $4")
+        .bind(now()).bind(&actor.name).bind(id).bind(p.status.as_str())
+        .execute(c).await.map(|r| r.rows_affected()))
+    .map_err(DbError::from)?;
+    if n == 0 {
+        return Err(ListsError::Conflict(format!(
+            "push {id} changed meanwhile (replaced by a newer plan or decided): reload and try again"
+        )));
+    }
     if force_followed {
         on_tx!(&mut tx, c => sqlx::query(
             "UPDATE lists_push_steps SET forced = TRUE, \
@@ -688,11 +826,13 @@ pub async fn approve_push(
             .bind(id).execute(c).await.map(|r| r.rows_affected()))
         .map_err(DbError::from)?;
     }
-    on_tx!(&mut tx, c => sqlx::query(
-        "UPDATE lists_pushes SET status = 'pending', decided_at = $1, decided_by = $2 WHERE id = $3")
-        .bind(now()).bind(&actor.name).bind(id).execute(c).await.map(|r| r.rows_affected()))
-    .map_err(DbError::from)?;
-    Db::enqueue_in(&mut tx, &push_job(id)).await?;
+    // Its own job even while an earlier run of this push is finishing (the lease keeps runs
+    // apart; that run may no longer see these steps).
+    Db::enqueue_in(
+        &mut tx,
+        &push_job(id).dedup(format!("{PUSH_JOB}:{id}:approved:{}", now())),
+    )
+    .await?;
     append_in(
         &mut tx,
         &actor.audit(
@@ -717,10 +857,17 @@ pub async fn reject_push(db: &Db, org: OrgId, actor: &Actor, id: i64) -> Result<
         )));
     }
     let mut tx = db.begin().await?;
-    on_tx!(&mut tx, c => sqlx::query(
-        "UPDATE lists_pushes SET status = 'rejected', decided_at = $1, decided_by = $2 WHERE id = $3")
+    lock_org_in(&mut tx, org).await?;
+    let n = on_tx!(&mut tx, c => sqlx::query(
+        "UPDATE lists_pushes SET status = 'rejected', decided_at = $1, decided_by = $2 \
+         WHERE id = $3 AND status = 'awaiting'")
         .bind(now()).bind(&actor.name).bind(id).execute(c).await.map(|r| r.rows_affected()))
     .map_err(DbError::from)?;
+    if n == 0 {
+        return Err(ListsError::Conflict(format!(
+            "push {id} changed meanwhile (replaced by a newer plan or decided): reload and try again"
+        )));
+    }
     append_in(
         &mut tx,
         &actor.audit(
@@ -841,13 +988,34 @@ impl PlannedStep {
 /// Plans the pushes of the instance organisation `org` now (what the `lists.plan` job runs):
 /// fetches the instance's blocks, diffs them with what its subscriptions want under the
 /// ownership rules, records the steps, and enqueues the automatic push. See the module docs.
+/// It holds the instance's lease (no push runs meanwhile), and its final transaction re-checks
+/// that no push was approved, rejected or forced since it started (else [`ListsError::Busy`]:
+/// the job plans again later).
 pub async fn plan_instance(svc: &Services, org: OrgId) -> Result<PlanSummary> {
+    with_lease(&svc.db, org, |lease| async move {
+        let r = plan_leased(svc, org).await;
+        (lease, r)
+    })
+    .await
+}
+
+/// What decisions change, per instance: awaiting, active and rejected pushes, held steps. A
+/// plan compares it at its start and in its final transaction.
+type Decisions = (i64, i64, i64, i64);
+
+const DECISIONS_SQL: &str = "SELECT \
+    (SELECT COUNT(*) FROM lists_pushes WHERE org_id = $1 AND status = 'awaiting'), \
+    (SELECT COUNT(*) FROM lists_pushes WHERE org_id = $1 AND status IN ('pending', 'running')), \
+    (SELECT COUNT(*) FROM lists_pushes WHERE org_id = $1 AND status = 'rejected'), \
+    (SELECT COUNT(*) FROM lists_push_steps st JOIN lists_pushes p ON p.id = st.push_id \
+     WHERE p.org_id = $1 AND st.state = 'held')";
+
+async fn plan_leased(svc: &Services, org: OrgId) -> Result<PlanSummary> {
     let db = &svc.db;
-    let active: i64 = on_pool!(db, p => sqlx::query_scalar(
-        "SELECT COUNT(*) FROM lists_pushes WHERE org_id = $1 AND status IN ('pending', 'running')")
+    let decisions: Decisions = on_pool!(db, p => sqlx::query_as(DECISIONS_SQL)
         .bind(org.0).fetch_one(p).await)
     .map_err(DbError::from)?;
-    if active > 0 {
+    if decisions.1 > 0 {
         return Ok(PlanSummary {
             deferred: true,
             ..PlanSummary::default()
@@ -984,6 +1152,15 @@ pub async fn plan_instance(svc: &Services, org: OrgId) -> Result<PlanSummary> {
             })
     });
     let mut tx = svc.db.begin().await?;
+    lock_org_in(&mut tx, org).await?;
+    let now_decisions: Decisions = on_tx!(&mut tx, c => sqlx::query_as(DECISIONS_SQL)
+        .bind(org.0).fetch_one(c).await)
+    .map_err(DbError::from)?;
+    if now_decisions != decisions {
+        return Err(ListsError::Busy(
+            "a push of this instance was decided while planning: planning again".into(),
+        ));
+    }
     for dom in &handovers {
         on_tx!(&mut tx, c => sqlx::query("DELETE FROM lists_managed WHERE org_id = $1 AND domain = $2")
             .bind(org.0).bind(dom).execute(c).await.map(|r| r.rows_affected()))
@@ -1137,6 +1314,107 @@ pub async fn current_follows(client: &Client, domain: &str) -> Result<i64> {
         .unwrap_or(0))
 }
 
+/// How many proposed suspends a preview asks the instance about at most.
+pub const PREVIEW_FOLLOW_LIMIT: usize = 50;
+
+/// The follower check shown with a previewed diff: for each proposed suspend (the first
+/// [`PREVIEW_FOLLOW_LIMIT`]), the same measure the push asks before suspending
+/// ([`current_follows`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FollowPreview {
+    /// The proposed suspends checked, in step order, with their follow relationships.
+    pub checked: Vec<DomainFollows>,
+    /// Proposed suspends not checked: beyond the limit, or after the instance could not be
+    /// asked.
+    pub unchecked: usize,
+    /// Why the instance could not be asked, if it could not.
+    pub error: Option<String>,
+}
+
+/// Follow relationships of local accounts with accounts on one domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DomainFollows {
+    /// The domain a step proposes to suspend.
+    pub domain: String,
+    /// How many follow relationships local accounts have with it now.
+    pub follows: i64,
+}
+
+impl FollowPreview {
+    /// Nothing checked because the instance cannot be asked (`why`).
+    pub fn not_asked(steps: &[PushStep], why: impl Into<String>) -> FollowPreview {
+        let n = steps.iter().filter(|s| proposes_suspend(s)).count();
+        FollowPreview {
+            checked: Vec::new(),
+            unchecked: n,
+            error: (n > 0).then(|| why.into()),
+        }
+    }
+
+    /// The follows counted for `domain`, if it was checked.
+    pub fn follows_of(&self, domain: &str) -> Option<i64> {
+        self.checked
+            .iter()
+            .find(|d| d.domain == domain)
+            .map(|d| d.follows)
+    }
+}
+
+/// Whether a step (not yet done) would suspend its domain where it is not suspended now: the
+/// steps the follower guard checks when the push runs.
+pub fn proposes_suspend(s: &PushStep) -> bool {
+    if !matches!(s.state, StepState::Pending | StepState::Held) {
+        return false;
+    }
+    let suspends = s
+        .desired
+        .as_ref()
+        .is_some_and(|d| d.severity == Severity::Suspend);
+    match s.op {
+        StepOp::Create => suspends,
+        StepOp::Update => {
+            suspends
+                && s.before
+                    .as_ref()
+                    .is_none_or(|b| b.severity != Severity::Suspend)
+        }
+        StepOp::Delete => false,
+    }
+}
+
+/// The follower check of a previewed diff (see [`FollowPreview`]). It never fails: when the
+/// instance cannot be asked (not connected, unreachable, refusing), the reason is in `error`
+/// and the remaining suspends count as unchecked.
+pub async fn preview_follows(svc: &Services, org: OrgId, steps: &[PushStep]) -> FollowPreview {
+    let suspends: Vec<&PushStep> = steps.iter().filter(|s| proposes_suspend(s)).collect();
+    if suspends.is_empty() {
+        return FollowPreview::default();
+    }
+    let client = match instance_client(svc, org).await {
+        Ok(c) => c,
+        Err(e) => return FollowPreview::not_asked(steps, e.to_string()),
+    };
+    let mut out = FollowPreview::default();
+    for (i, s) in suspends.iter().enumerate() {
+        if i >= PREVIEW_FOLLOW_LIMIT {
+            out.unchecked = suspends.len() - i;
+            break;
+        }
+        match current_follows(&client, &s.domain).await {
+            Ok(n) => out.checked.push(DomainFollows {
+                domain: s.domain.clone(),
+                follows: n,
+            }),
+            Err(e) => {
+                out.error = Some(e.to_string());
+                out.unchecked = suspends.len() - i;
+                break;
+            }
+        }
+    }
+    out
+}
+
 fn params_of(e: &Entry) -> DomainBlockParams {
     use guildhall_mastodon::models::Severity as S;
     DomainBlockParams {
@@ -1265,7 +1543,25 @@ async fn execute(client: &Client, s: &PushStep) -> std::result::Result<StepResul
 /// the block). A transient failure (outage, rate limit beyond the
 /// client's patience) leaves the step pending and returns the error, so the job retries and
 /// resumes there. When every step was attempted the push is done and a new plan is enqueued.
+/// The whole run holds the instance's lease: a concurrent run of the same push (or of another
+/// push of the same instance) waits, then finds only what is still pending; after 30 s it
+/// gives up with [`ListsError::Busy`].
 pub async fn run_push(svc: &Services, id: i64) -> Result<Push> {
+    let p = push_any(&svc.db, id).await?;
+    if !matches!(p.status, PushStatus::Pending | PushStatus::Running) {
+        return Ok(p);
+    }
+    let done = with_lease(&svc.db, p.org_id, |lease| async move {
+        let r = run_leased(svc, &lease, id).await;
+        (lease, r)
+    })
+    .await?;
+    Ok(done)
+}
+
+/// [`run_push`] holding the instance's lease: the push and its steps are read afresh here, so
+/// a run that waited for another finds the steps that one did already done.
+async fn run_leased(svc: &Services, lease: &InstanceLease, id: i64) -> Result<Push> {
     let db = &svc.db;
     let p = push_any(db, id).await?;
     if !matches!(p.status, PushStatus::Pending | PushStatus::Running) {
@@ -1275,74 +1571,27 @@ pub async fn run_push(svc: &Services, id: i64) -> Result<Push> {
         .bind(id).execute(x).await.map(|r| r.rows_affected()))
     .map_err(DbError::from)?;
     let client = instance_client(svc, p.org_id).await?;
-    let steps = steps_any(db, id).await?;
-    for s in steps.iter().filter(|s| s.state == StepState::Pending) {
-        let r = match execute(&client, s).await {
-            Ok(r) => r,
-            Err(e) => {
-                let msg = e.to_string();
-                on_pool!(db, x => sqlx::query("UPDATE lists_push_steps SET note = $1 WHERE id = $2")
-                    .bind(&msg).bind(s.id).execute(x).await.map(|r| r.rows_affected()))
-                .map_err(DbError::from)?;
-                on_pool!(db, x => sqlx::query(
-                    "UPDATE lists_pushes SET status = 'pending', error = $1 WHERE id = $2")
-                    .bind(&msg).bind(id).execute(x).await.map(|r| r.rows_affected()))
-                .map_err(DbError::from)?;
-                return Err(e);
-            }
-        };
-        // Two autocommitted writes, ownership first: a crash between them leaves the step
-        // pending with its block recorded, and the next run adopts the block (idempotent).
-        let t = now();
-        match &r {
-            StepResult::Done(remote) => {
-                match (&s.op, &s.desired) {
-                    (StepOp::Delete, _) | (_, None) => {
-                        on_pool!(db, c => sqlx::query(
-                            "DELETE FROM lists_managed WHERE org_id = $1 AND domain = $2")
-                            .bind(p.org_id.0).bind(&s.domain).execute(c).await.map(|r| r.rows_affected()))
-                        .map_err(DbError::from)?;
-                    }
-                    (_, Some(want)) => {
-                        let pushed = to_json(&Pushed::of(&want.into()))?;
-                        on_pool!(db, c => sqlx::query(
-                            "INSERT INTO lists_managed (org_id, domain, remote_id, pushed, list_id, \
-                             list_name, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                             ON CONFLICT (org_id, domain) DO UPDATE SET remote_id = excluded.remote_id, \
-                             pushed = excluded.pushed, list_id = excluded.list_id, \
-                             list_name = excluded.list_name, updated_at = excluded.updated_at")
-                            .bind(p.org_id.0).bind(&s.domain).bind(remote.as_deref()).bind(&pushed)
-                            .bind(s.list_id).bind(&s.list_name).bind(t)
-                            .execute(c).await.map(|r| r.rows_affected()))
-                        .map_err(DbError::from)?;
-                    }
-                }
-                on_pool!(db, c => sqlx::query(
-                    "UPDATE lists_push_steps SET state = 'done', remote_id = COALESCE($1, remote_id), \
-                     note = NULL, done_at = $2 WHERE id = $3")
-                    .bind(remote.as_deref()).bind(t).bind(s.id).execute(c).await.map(|r| r.rows_affected()))
-                .map_err(DbError::from)?;
-            }
-            StepResult::Skipped(note, handover) => {
-                if *handover {
-                    on_pool!(db, c => sqlx::query(
-                        "DELETE FROM lists_managed WHERE org_id = $1 AND domain = $2")
-                        .bind(p.org_id.0).bind(&s.domain).execute(c).await.map(|r| r.rows_affected()))
-                    .map_err(DbError::from)?;
-                }
-                set_step(db, s.id, StepState::Skipped, note).await?;
-            }
-            StepResult::Held(note) => set_step(db, s.id, StepState::Held, note).await?,
-            StepResult::Failed(note) => set_step(db, s.id, StepState::Failed, note).await?,
+    loop {
+        let steps = steps_any(db, id).await?;
+        for s in steps.iter().filter(|s| s.state == StepState::Pending) {
+            lease.renew().await?;
+            run_step(db, &client, p.org_id, id, s).await?;
         }
+        // Done unless a step became pending meanwhile (an approval with force): then another
+        // pass runs it.
+        let mut tx = db.begin().await?;
+        let n = on_tx!(&mut tx, c => sqlx::query(
+            "UPDATE lists_pushes SET status = 'done', finished_at = $1, error = NULL WHERE id = $2 \
+             AND NOT EXISTS (SELECT 1 FROM lists_push_steps WHERE push_id = $2 AND state = 'pending')")
+            .bind(now()).bind(id).execute(c).await.map(|r| r.rows_affected()))
+        .map_err(DbError::from)?;
+        if n == 0 {
+            continue;
+        }
+        Db::enqueue_in(&mut tx, &plan_job(p.org_id)).await?;
+        tx.commit().await?;
+        break;
     }
-    let mut tx = db.begin().await?;
-    on_tx!(&mut tx, c => sqlx::query(
-        "UPDATE lists_pushes SET status = 'done', finished_at = $1, error = NULL WHERE id = $2")
-        .bind(now()).bind(id).execute(c).await.map(|r| r.rows_affected()))
-    .map_err(DbError::from)?;
-    Db::enqueue_in(&mut tx, &plan_job(p.org_id)).await?;
-    tx.commit().await?;
     let done = push_any(db, id).await?;
     db.append_audit(&Actor::worker().audit(
         "lists.push.done",
@@ -1351,6 +1600,70 @@ pub async fn run_push(svc: &Services, id: i64) -> Result<Push> {
     ))
     .await?;
     Ok(done)
+}
+
+/// Attempts one pending step and records its outcome. A transient failure leaves the step
+/// pending (with the error as its note), sets the push back to pending and is returned.
+async fn run_step(db: &Db, client: &Client, org: OrgId, id: i64, s: &PushStep) -> Result<()> {
+    let r = match execute(client, s).await {
+        Ok(r) => r,
+        Err(e) => {
+            let msg = e.to_string();
+            on_pool!(db, x => sqlx::query("UPDATE lists_push_steps SET note = $1 WHERE id = $2")
+                .bind(&msg).bind(s.id).execute(x).await.map(|r| r.rows_affected()))
+            .map_err(DbError::from)?;
+            on_pool!(db, x => sqlx::query(
+                "UPDATE lists_pushes SET status = 'pending', error = $1 WHERE id = $2")
+                .bind(&msg).bind(id).execute(x).await.map(|r| r.rows_affected()))
+            .map_err(DbError::from)?;
+            return Err(e);
+        }
+    };
+    // Two autocommitted writes, ownership first: a crash between them leaves the step
+    // pending with its block recorded, and the next run adopts the block (idempotent).
+    let t = now();
+    match &r {
+        StepResult::Done(remote) => {
+            match (&s.op, &s.desired) {
+                (StepOp::Delete, _) | (_, None) => {
+                    on_pool!(db, c => sqlx::query(
+                        "DELETE FROM lists_managed WHERE org_id = $1 AND domain = $2")
+                        .bind(org.0).bind(&s.domain).execute(c).await.map(|r| r.rows_affected()))
+                    .map_err(DbError::from)?;
+                }
+                (_, Some(want)) => {
+                    let pushed = to_json(&Pushed::of(&want.into()))?;
+                    on_pool!(db, c => sqlx::query(
+                        "INSERT INTO lists_managed (org_id, domain, remote_id, pushed, list_id, \
+                         list_name, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (org_id, domain) DO UPDATE SET remote_id = excluded.remote_id, \
+                         pushed = excluded.pushed, list_id = excluded.list_id, \
+                         list_name = excluded.list_name, updated_at = excluded.updated_at")
+                        .bind(org.0).bind(&s.domain).bind(remote.as_deref()).bind(&pushed)
+                        .bind(s.list_id).bind(&s.list_name).bind(t)
+                        .execute(c).await.map(|r| r.rows_affected()))
+                    .map_err(DbError::from)?;
+                }
+            }
+            on_pool!(db, c => sqlx::query(
+                "UPDATE lists_push_steps SET state = 'done', remote_id = COALESCE($1, remote_id), \
+                 note = NULL, done_at = $2 WHERE id = $3")
+                .bind(remote.as_deref()).bind(t).bind(s.id).execute(c).await.map(|r| r.rows_affected()))
+            .map_err(DbError::from)?;
+        }
+        StepResult::Skipped(note, handover) => {
+            if *handover {
+                on_pool!(db, c => sqlx::query(
+                    "DELETE FROM lists_managed WHERE org_id = $1 AND domain = $2")
+                    .bind(org.0).bind(&s.domain).execute(c).await.map(|r| r.rows_affected()))
+                .map_err(DbError::from)?;
+            }
+            set_step(db, s.id, StepState::Skipped, note).await?;
+        }
+        StepResult::Held(note) => set_step(db, s.id, StepState::Held, note).await?,
+        StepResult::Failed(note) => set_step(db, s.id, StepState::Failed, note).await?,
+    }
+    Ok(())
 }
 
 async fn set_step(db: &Db, id: i64, state: StepState, note: &str) -> Result<()> {

@@ -341,3 +341,274 @@ db_test!(
         assert_eq!(blocks[0].effective_severity(), MSeverity::Noop);
     }
 );
+
+/// A list named `name` from an uploaded source of `rows`.
+async fn named_list(w: &World, name: &str, rows: &[(&str, &str)]) -> i64 {
+    let s = create_source(
+        &w.db,
+        &w.svc.keyring,
+        w.coop,
+        &actor(w),
+        &NewSource {
+            name: format!("{name}-src"),
+            spec: SourceSpec::Upload { format: None },
+            refresh_every: Duration::from_secs(3600),
+        },
+    )
+    .await
+    .unwrap();
+    upload_source(
+        &w.db,
+        w.coop,
+        &actor(w),
+        s.id,
+        mastodon_csv(rows).as_bytes(),
+    )
+    .await
+    .unwrap();
+    let l = create_list(
+        &w.db,
+        w.coop,
+        &actor(w),
+        &NewList {
+            name: name.into(),
+            description: String::new(),
+            public: true,
+            policy: Policy::default(),
+            sources: vec![ListSource::new(s.id)],
+        },
+    )
+    .await
+    .unwrap();
+    rebuild_list(&w.db, l.id).await.unwrap();
+    l.id
+}
+
+/// Every write the fake received, counted per (method, domain), whatever the answer.
+fn writes_by_domain(f: &guildhall_fake_mastodon::FakeMastodon) -> HashMap<(String, String), usize> {
+    let mut m = HashMap::new();
+    for w in f.block_writes() {
+        *m.entry((w.method, w.domain)).or_default() += 1;
+    }
+    m
+}
+
+db_test!(
+    two_concurrent_runs_of_one_push_send_each_change_once,
+    |db| async move {
+        let w = world(db).await;
+        let names: Vec<String> = (0..12).map(|i| format!("c{i:02}.example")).collect();
+        let rows: Vec<(&str, &str)> = names.iter().map(|d| (d.as_str(), "silence")).collect();
+        let list = named_list(&w, "C", &rows).await;
+        let f = fake(|b| b).await;
+        let inst = instance_org(&w, "inst.example", &f).await;
+        subscribe(&w.db, inst, &actor(&w), list, Mode::Automatic, 100, None)
+            .await
+            .unwrap();
+        let push_id = plan_instance(&w.svc, inst)
+            .await
+            .unwrap()
+            .automatic
+            .unwrap();
+        // Two runs at once (a job whose lease ran out and its successor, say), each on its own
+        // task, plus a plan of the same instance in the middle.
+        let (s1, s2, s3) = (w.svc.clone(), w.svc.clone(), w.svc.clone());
+        let a = tokio::spawn(async move { run_push(&s1, push_id).await });
+        let b = tokio::spawn(async move { run_push(&s2, push_id).await });
+        let c = tokio::spawn(async move { plan_instance(&s3, inst).await });
+        let (a, b, c) = (a.await.unwrap(), b.await.unwrap(), c.await.unwrap());
+        assert_eq!(a.unwrap().status, PushStatus::Done);
+        assert_eq!(b.unwrap().status, PushStatus::Done);
+        let planned = c.unwrap();
+        // The plan either waited for the push (then found nothing to do) or went first (and
+        // deferred to the active push): it never proposes a change that push makes.
+        assert_eq!((planned.automatic, planned.awaiting), (None, None));
+        let writes = writes_by_domain(&f);
+        assert_eq!(writes.len(), 12, "{writes:?}");
+        for d in &names {
+            assert_eq!(
+                writes.get(&("POST".to_string(), d.clone())),
+                Some(&1),
+                "{d}: {writes:?}"
+            );
+        }
+        let p = push(&w.db, inst, push_id).await.unwrap();
+        assert_eq!(p.counts.done, 12);
+        let audit = w.db.audit_entries(Some(inst), None, 100).await.unwrap();
+        assert_eq!(
+            audit
+                .iter()
+                .filter(|a| a.action == "lists.push.done")
+                .count(),
+            1,
+            "one run did the work, the other found it done"
+        );
+        // The lease was released: a later plan runs at once and finds nothing to do.
+        let again = plan_instance(&w.svc, inst).await.unwrap();
+        assert_eq!(
+            (again.automatic, again.awaiting, again.deferred),
+            (None, None, false)
+        );
+        assert!(guildhall_lists::push::locks(&w.db, inst)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+);
+
+db_test!(
+    two_pushes_of_one_instance_do_not_interleave,
+    |db| async move {
+        let w = world(db).await;
+        let auto_names: Vec<String> = (0..8).map(|i| format!("a{i}.example")).collect();
+        let review_names: Vec<String> = (0..8).map(|i| format!("r{i}.example")).collect();
+        let ar: Vec<(&str, &str)> = auto_names.iter().map(|d| (d.as_str(), "silence")).collect();
+        let rr: Vec<(&str, &str)> = review_names
+            .iter()
+            .map(|d| (d.as_str(), "silence"))
+            .collect();
+        let auto_list = named_list(&w, "A", &ar).await;
+        let review_list = named_list(&w, "R", &rr).await;
+        let f = fake(|b| b).await;
+        let inst = instance_org(&w, "inst.example", &f).await;
+        subscribe(
+            &w.db,
+            inst,
+            &actor(&w),
+            auto_list,
+            Mode::Automatic,
+            100,
+            None,
+        )
+        .await
+        .unwrap();
+        subscribe(&w.db, inst, &actor(&w), review_list, Mode::Review, 0, None)
+            .await
+            .unwrap();
+        let plan = plan_instance(&w.svc, inst).await.unwrap();
+        let (p1, p2) = (plan.automatic.unwrap(), plan.awaiting.unwrap());
+        approve_push(&w.db, inst, &actor(&w), p2, false)
+            .await
+            .unwrap();
+        // A second approval of the same push is refused (it is no longer awaiting).
+        assert!(matches!(
+            approve_push(&w.db, inst, &actor(&w), p2, false).await,
+            Err(ListsError::Conflict(_))
+        ));
+        let (s1, s2) = (w.svc.clone(), w.svc.clone());
+        let a = tokio::spawn(async move { run_push(&s1, p1).await });
+        let b = tokio::spawn(async move { run_push(&s2, p2).await });
+        let (a, b) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap());
+        assert_eq!((a.status, b.status), (PushStatus::Done, PushStatus::Done));
+        assert_eq!((a.counts.done, b.counts.done), (8, 8));
+        let writes = f.block_writes();
+        assert_eq!(writes.len(), 16, "{writes:?}");
+        assert!(writes.iter().all(|x| x.method == "POST" && x.status == 200));
+        // One push ran after the other: the writes form two runs, one per list.
+        let first_is_auto = writes[0].domain.starts_with('a');
+        let split = writes
+            .iter()
+            .position(|x| x.domain.starts_with('a') != first_is_auto)
+            .unwrap();
+        assert_eq!(split, 8, "interleaved: {writes:?}");
+        assert!(writes[8..]
+            .iter()
+            .all(|x| x.domain.starts_with('a') != first_is_auto));
+    }
+);
+
+db_test!(
+    an_approval_racing_a_new_plan_is_refused_not_applied_twice,
+    |db| async move {
+        let w = world(db).await;
+        let list = named_list(&w, "R", &[("one.example", "silence")]).await;
+        let f = fake(|b| b).await;
+        let inst = instance_org(&w, "inst.example", &f).await;
+        subscribe(&w.db, inst, &actor(&w), list, Mode::Review, 0, None)
+            .await
+            .unwrap();
+        let old = plan_instance(&w.svc, inst).await.unwrap().awaiting.unwrap();
+        // The lists change and a new plan replaces the awaiting push before the admin's click
+        // lands.
+        let src = guildhall_lists::sources::sources(&w.db, w.coop)
+            .await
+            .unwrap()[0]
+            .id;
+        upload_source(
+            &w.db,
+            w.coop,
+            &actor(&w),
+            src,
+            mastodon_csv(&[("one.example", "silence"), ("two.example", "silence")]).as_bytes(),
+        )
+        .await
+        .unwrap();
+        rebuild_list(&w.db, list).await.unwrap();
+        let new = plan_instance(&w.svc, inst).await.unwrap().awaiting.unwrap();
+        assert_ne!(old, new);
+        assert!(matches!(
+            approve_push(&w.db, inst, &actor(&w), old, false).await,
+            Err(ListsError::Conflict(_))
+        ));
+        assert_eq!(
+            push(&w.db, inst, old).await.unwrap().status,
+            PushStatus::Superseded
+        );
+        approve_push(&w.db, inst, &actor(&w), new, false)
+            .await
+            .unwrap();
+        let (_, errors) = drain(&w.svc, 50).await;
+        assert!(errors.is_empty(), "{errors:?}");
+        let writes = writes_by_domain(&f);
+        assert_eq!(writes.len(), 2, "{writes:?}");
+        assert!(writes.values().all(|n| *n == 1), "{writes:?}");
+    }
+);
+
+db_test!(
+    the_preview_follow_check_is_bounded_and_counts_only_suspends,
+    |db| async move {
+        use guildhall_lists::push::{preview_follows, PREVIEW_FOLLOW_LIMIT};
+        let w = world(db).await;
+        let n = PREVIEW_FOLLOW_LIMIT + 5;
+        let names: Vec<String> = (0..n).map(|i| format!("s{i:03}.example")).collect();
+        let mut rows: Vec<(&str, &str)> = names.iter().map(|d| (d.as_str(), "suspend")).collect();
+        rows.push(("quiet.example", "silence"));
+        let list = named_list(&w, "S", &rows).await;
+        let f = fake(|b| b.follow("s001.example", "2017-06-01")).await;
+        let inst = instance_org(&w, "inst.example", &f).await;
+        subscribe(&w.db, inst, &actor(&w), list, Mode::Review, 0, None)
+            .await
+            .unwrap();
+        let p = plan_instance(&w.svc, inst).await.unwrap().awaiting.unwrap();
+        let steps = push_steps(&w.db, inst, p).await.unwrap();
+        assert_eq!(steps.len(), n + 1);
+        let measures_before = f
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("measures"))
+            .count();
+        let pf = preview_follows(&w.svc, inst, &steps).await;
+        assert_eq!(pf.checked.len(), PREVIEW_FOLLOW_LIMIT);
+        assert_eq!(pf.unchecked, 5);
+        assert_eq!(pf.error, None);
+        assert_eq!(pf.follows_of("s001.example"), Some(1));
+        assert_eq!(pf.follows_of("s000.example"), Some(0));
+        assert_eq!(
+            pf.follows_of("quiet.example"),
+            None,
+            "a silence is not checked"
+        );
+        let asked = f
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("measures"))
+            .count()
+            - measures_before;
+        assert_eq!(
+            asked, PREVIEW_FOLLOW_LIMIT,
+            "one lookup per checked suspend"
+        );
+        assert!(f.block_writes().is_empty());
+    }
+);

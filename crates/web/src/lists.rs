@@ -916,7 +916,9 @@ impl From<ListsError> for AppError {
             ListsError::NotFound(_) => AppError::NotFound,
             ListsError::Forbidden(_) => AppError::Forbidden,
             ListsError::Invalid { field, message } => AppError::invalid(field, message),
-            ListsError::Conflict(m) | ListsError::Fetch(m) => AppError::Conflict(m),
+            ListsError::Conflict(m) | ListsError::Fetch(m) | ListsError::Busy(m) => {
+                AppError::Conflict(m)
+            }
             ListsError::Instance(e) => AppError::Conflict(format!("the instance answered: {e}")),
         }
     }
@@ -2162,6 +2164,44 @@ struct StepView {
     list: String,
     state: String,
     note: String,
+    /// For a proposed suspend in a preview: local accounts' follow relationships with the
+    /// domain, or why they are not known.
+    follows: String,
+}
+
+/// The follower check of a previewed diff; without a keyring the instance cannot be asked.
+async fn preview_follows(st: &AppState, org: OrgId, steps: &[PushStep]) -> push::FollowPreview {
+    match &st.instances.keyring {
+        Some(k) => {
+            let svc = guildhall_lists::Services {
+                db: st.db.clone(),
+                keyring: k.clone(),
+                client: st.instances.client.clone(),
+            };
+            push::preview_follows(&svc, org, steps).await
+        }
+        None => push::FollowPreview::not_asked(
+            steps,
+            "this Guildhall has no secret key configured, so it cannot ask the instance",
+        ),
+    }
+}
+
+/// The preview's rows, each proposed suspend with its follower check.
+fn preview_views(steps: &[PushStep], f: &push::FollowPreview) -> Vec<StepView> {
+    steps
+        .iter()
+        .map(|s| {
+            let mut v = step_view(s);
+            if push::proposes_suspend(s) {
+                v.follows = match f.follows_of(&s.domain) {
+                    Some(n) => n.to_string(),
+                    None => "not checked".to_owned(),
+                };
+            }
+            v
+        })
+        .collect()
 }
 
 fn step_view(s: &PushStep) -> StepView {
@@ -2178,6 +2218,7 @@ fn step_view(s: &PushStep) -> StepView {
             name_of(&s.state)
         },
         note: s.note.clone().unwrap_or_default(),
+        follows: String::new(),
     }
 }
 
@@ -2198,6 +2239,9 @@ struct SubscriptionsPage {
     readable: Vec<(i64, String)>,
     awaiting: Option<PushView>,
     preview: Vec<StepView>,
+    follows_unchecked: usize,
+    follows_error: String,
+    follow_limit: usize,
     locks: Vec<(String, String, String)>,
     managed: Vec<ManagedView>,
     history: Vec<PushView>,
@@ -2230,13 +2274,13 @@ async fn subscriptions_page(
     readable.sort();
     readable.dedup();
     let awaiting = push::awaiting_push(&st.db, org).await?;
-    let preview = match &awaiting {
-        Some(p) => push::push_steps(&st.db, org, p.id)
-            .await?
-            .iter()
-            .map(step_view)
-            .collect(),
-        None => Vec::new(),
+    let (preview, follows) = match &awaiting {
+        Some(p) => {
+            let steps = push::push_steps(&st.db, org, p.id).await?;
+            let f = preview_follows(&st, org, &steps).await;
+            (preview_views(&steps, &f), f)
+        }
+        None => (Vec::new(), push::FollowPreview::default()),
     };
     let locks = push::locks(&st.db, org)
         .await?
@@ -2266,6 +2310,9 @@ async fn subscriptions_page(
         readable,
         awaiting: awaiting.as_ref().map(push_view),
         preview,
+        follows_unchecked: follows.unchecked,
+        follows_error: follows.error.unwrap_or_default(),
+        follow_limit: push::PREVIEW_FOLLOW_LIMIT,
         locks,
         managed,
         history,
@@ -2837,14 +2884,19 @@ async fn api_pushes(
         "a whole number from 1 to 500",
     )?;
     let awaiting = push::awaiting_push(&st.db, org).await?;
-    let preview = match &awaiting {
-        Some(p) => Some(push::push_steps(&st.db, org, p.id).await?),
-        None => None,
+    let (preview, follows) = match &awaiting {
+        Some(p) => {
+            let steps = push::push_steps(&st.db, org, p.id).await?;
+            let f = preview_follows(&st, org, &steps).await;
+            (Some(steps), Some(f))
+        }
+        None => (None, None),
     };
     let history = push::pushes(&st.db, org, limit).await?;
     Ok(Json(json!({
         "awaiting": awaiting,
         "preview": preview,
+        "follows": follows,
         "pushes": history,
     }))
     .into_response())

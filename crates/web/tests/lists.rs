@@ -1297,3 +1297,154 @@ db_test!(
         assert_ne!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     }
 );
+
+/// An instance organisation of `admin` connected to `fake` (token `tok`) under `keys`.
+async fn connected_instance(
+    db: &Db,
+    keys: &guildhall_db::secrets::Keyring,
+    admin: guildhall_core::AccountId,
+    fake: &guildhall_fake_mastodon::FakeMastodon,
+) -> OrgId {
+    use guildhall_db::instances::{ConnectMethod, NewConnection};
+    use guildhall_db::secrets::SecretValue;
+    let inst = db
+        .create_organisation(
+            &NewOrganisation::instance(
+                "Social".parse().unwrap(),
+                "social.example".parse().unwrap(),
+            ),
+            admin,
+        )
+        .await
+        .unwrap()
+        .id;
+    db.save_instance_connection(
+        keys,
+        inst,
+        &NewConnection {
+            base_url: fake.url().to_owned(),
+            method: ConnectMethod::Token,
+            client: None,
+            token: SecretValue::new(b"tok".to_vec()),
+            scopes: Some("read write admin:read admin:write".into()),
+        },
+    )
+    .await
+    .unwrap();
+    inst
+}
+
+db_test!(
+    the_preview_shows_local_follows_of_each_proposed_suspend,
+    |db| async move {
+        use guildhall_db::secrets::{Keyring, SecretKey};
+        use guildhall_fake_mastodon::{AccountSeed, FakeMastodon, ADMINISTRATOR};
+
+        let keys = Keyring::new(SecretKey::generate(), Vec::new());
+        let quick = guildhall_mastodon::ClientConfig {
+            max_retries: 0,
+            ..guildhall_mastodon::ClientConfig::default()
+        };
+        let svc = guildhall_lists::Services {
+            db: db.clone(),
+            keyring: std::sync::Arc::new(keys.clone()),
+            client: quick.clone(),
+        };
+        let app = guildhall_web::router(
+            state(&db)
+                .with_keyring(keys.clone())
+                .with_mastodon_client(quick),
+        );
+        let owner = account(&db, "owner@coop.example", false).await;
+        let coop = org(&db, "Co-op", owner).await;
+        let mut c = signed_in(&db, &app, owner).await;
+        // Suspends: spam.example and gone-soon.example; silences: rude, changes.
+        let (_, list) = source_and_list(&mut c, coop, true, FIRST).await;
+        rebuild_list(&db, list).await.unwrap();
+        // Two local follows of accounts on spam.example, one of them years old.
+        let fake = FakeMastodon::builder()
+            .account(AccountSeed::local(1, "admin").with_role("Owner", ADMINISTRATOR))
+            .token(
+                "tok",
+                &["read", "write", "admin:read", "admin:write"],
+                Some(1),
+            )
+            .follow("spam.example", "2018-04-01")
+            .follow("spam.example", "2026-01-10")
+            .start()
+            .await
+            .unwrap();
+        let admin = account(&db, "admin@social.example", false).await;
+        let inst = connected_instance(&db, &keys, admin, &fake).await;
+        let mut i = signed_in(&db, &app, admin).await;
+        let r = i
+            .post_form(
+                &format!("/orgs/{inst}/subscriptions"),
+                &[("list", &list.to_string()), ("mode", "review")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        drain(&svc).await;
+
+        // The API: the suspends are checked, the silences are not.
+        let r = i.get(&format!("/api/v1/orgs/{inst}/pushes")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let v = r.json();
+        let checked: BTreeMap<String, i64> = v["follows"]["checked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["domain"].as_str().unwrap().to_owned(),
+                    d["follows"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            checked,
+            BTreeMap::from([
+                ("gone-soon.example".to_owned(), 0),
+                ("spam.example".to_owned(), 2)
+            ]),
+            "{v}"
+        );
+        assert_eq!(v["follows"]["unchecked"], 0);
+        assert!(v["follows"]["error"].is_null(), "{v}");
+        assert!(fake.block_writes().is_empty(), "a preview writes nothing");
+
+        // The page: the count beside spam.example, 0 beside gone-soon.example, nothing beside
+        // the silences.
+        let page = i.get(&format!("/orgs/{inst}/subscriptions")).await;
+        assert_eq!(page.status, StatusCode::OK);
+        check_accessible("subscriptions page with follow counts", &page.body);
+        let row_of = |d: &str| -> String {
+            let at = page
+                .body
+                .find(&format!("<td class=\"domain\">{d}</td>"))
+                .unwrap_or_else(|| panic!("{d} not in the preview"));
+            let end = page.body[at..].find("</tr>").unwrap();
+            page.body[at..at + end].to_owned()
+        };
+        assert!(
+            row_of("spam.example").contains("<td class=\"follows\">2</td>"),
+            "{}",
+            row_of("spam.example")
+        );
+        assert!(row_of("gone-soon.example").contains("<td class=\"follows\">0</td>"));
+        assert!(row_of("rude.example").contains("<td class=\"follows\"></td>"));
+        assert!(!page.body.contains("id=\"follow-error\""));
+
+        // The instance goes down: the page still renders and says it could not ask.
+        fake.set_outage(Some(503));
+        let page = i.get(&format!("/orgs/{inst}/subscriptions")).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("id=\"follow-error\""), "{}", page.body);
+        assert!(page.body.contains("2 proposed suspend(s) were not checked"));
+        assert!(page.body.contains("not checked"));
+        let r = i.get(&format!("/api/v1/orgs/{inst}/pushes")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.json()["follows"]["unchecked"], 2);
+        assert!(r.json()["follows"]["error"].is_string());
+    }
+);
