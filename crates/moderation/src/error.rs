@@ -59,6 +59,10 @@ pub enum ModError {
     /// The instance cannot be reached with a token (not connected, no token stored).
     #[error("instance {0} is not connected (no access token stored)")]
     NotConnected(i64),
+    /// The instance has no working admin connection, so a co-op could not pull its reports or
+    /// deliver decisions to it; the message says what is missing.
+    #[error("{0}")]
+    ConnectionNeeded(String),
 }
 
 impl ModError {

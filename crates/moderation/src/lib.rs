@@ -60,8 +60,8 @@ pub use effect::{reconcile_dead_deliveries, retry_decision};
 pub use error::{ModError, Result};
 pub use ingest::{ingest_errors, IngestError};
 pub use links::{
-    link_instance, links, rules, schedule_syncs, sync_now, unlink_instance, update_settings, Link,
-    SYNC_JOB_KIND,
+    connection_gap, link_instance, links, rules, schedule_syncs, sync_now, unlink_instance,
+    update_settings, Link, SYNC_JOB_KIND,
 };
 pub use model::{
     Action, CaseState, Category, DecisionState, FilledNote, InstanceRule, LinkSettings,

@@ -28,6 +28,10 @@ pub struct Link {
     pub settings: LinkSettings,
     /// When the link was made.
     pub created_at: Timestamp,
+    /// Whether the instance has a working admin connection (a token stored, and its last
+    /// check, if one ran, found nothing missing). Without one the co-op cannot pull the
+    /// instance's reports or deliver decisions to it.
+    pub connected: bool,
 }
 
 /// The host of a base URL, lower-cased (`https://Social.Example/` → `social.example`).
@@ -44,9 +48,9 @@ pub(crate) fn domain_of(base_url: &str) -> String {
         .to_ascii_lowercase()
 }
 
-type LinkRow = (i64, String, i64, i64, String, i64);
+type LinkRow = (i64, String, i64, i64, String, i64, bool, Option<bool>);
 const LINK_SQL: &str = "SELECT l.instance_id, i.base_url, i.org_id, l.coop_org_id, l.settings, \
-     l.created_at FROM moderation_links l JOIN instances i ON i.id = l.instance_id";
+     l.created_at, i.connected, i.check_ok FROM moderation_links l JOIN instances i ON i.id = l.instance_id";
 
 fn link_from_row(r: LinkRow) -> Result<Link> {
     Ok(Link {
@@ -57,7 +61,34 @@ fn link_from_row(r: LinkRow) -> Result<Link> {
         coop: OrgId(r.3),
         settings: stored_json("moderation_links.settings", &r.4)?,
         created_at: Timestamp(r.5),
+        connected: r.6 && r.7 != Some(false),
     })
+}
+
+/// Why an instance cannot be linked yet, or `None` when its admin connection works: no token
+/// stored, or the last check of the connection found something missing (its problems named).
+pub fn connection_gap(inst: &guildhall_db::instances::Instance) -> Option<String> {
+    if !inst.connected {
+        return Some(format!(
+            "{} is not connected: no admin access token is stored, so a co-op could not pull \
+             its reports or deliver decisions. Connect the instance first (Instance page), then \
+             link it",
+            domain_of(&inst.base_url)
+        ));
+    }
+    if inst.check_ok == Some(false) {
+        let problems = if inst.check_problems.is_empty() {
+            "the check failed".to_owned()
+        } else {
+            inst.check_problems.join(" ")
+        };
+        return Some(format!(
+            "the admin connection of {} does not work: {problems} Fix the connection (Instance \
+             page), then link the instance",
+            domain_of(&inst.base_url)
+        ));
+    }
+    None
 }
 
 /// The link of an instance, if a co-op moderates it (no scope check: internal and jobs).
@@ -141,7 +172,9 @@ pub async fn sync_now(db: &Db, scope: &Scope, instance_id: i64) -> Result<bool> 
 /// Links `instance_id` to the co-op `coop` with `settings`, as granted by `by`, who must be an
 /// owner or admin of the instance's organisation; `coop` must be a cooperative. An instance is
 /// moderated by at most one co-op: linking again replaces the co-op and the settings (the
-/// instance's cases move with it). The first sync is enqueued at once; the grant is audited.
+/// instance's cases move with it). The instance must have a working admin connection
+/// ([`ModError::ConnectionNeeded`] naming what is missing otherwise: no token stored, or the
+/// problems its last check found). The first sync is enqueued at once; the grant is audited.
 pub async fn link_instance(
     db: &Db,
     by: AccountId,
@@ -170,6 +203,9 @@ pub async fn link_instance(
         .ok_or(ModError::NotFound("co-op"))?;
     if co.kind != OrgKind::Cooperative {
         return Err(ModError::invalid("coop", "is not a cooperative"));
+    }
+    if let Some(gap) = connection_gap(&inst) {
+        return Err(ModError::ConnectionNeeded(gap));
     }
     let now = Timestamp::now();
     let json = to_json(settings);
@@ -210,7 +246,10 @@ pub async fn link_instance(
 /// Replaces the settings of an instance's link, as changed by `by`, who must be an owner or
 /// admin of the instance's organisation (the co-op's moderators cannot change them). The
 /// settings are validated first (the error names the field); the change and its audit entry
-/// (`moderation.settings`, before and after) are written in one transaction.
+/// (`moderation.settings`, before and after) are written in one transaction. A changed
+/// `sync_minutes` moves the already-scheduled sync, in the same transaction, to the new
+/// interval counted from when it was scheduled (the end of the last sync), or to now when
+/// that moment has passed; a sync due now (just linked, or "sync now") stays due.
 pub async fn update_settings(
     db: &Db,
     by: AccountId,
@@ -244,6 +283,16 @@ pub async fn update_settings(
         .execute(c).await.map(|r| r.rows_affected()))?;
     if n == 0 {
         return Err(ModError::NotFound("link"));
+    }
+    if settings.sync_minutes != before.settings.sync_minutes {
+        let interval = i64::from(settings.sync_minutes) * 60_000;
+        on_tx!(&mut tx, c => sqlx::query(
+            "UPDATE jobs SET run_at = CASE WHEN created_at + $1 < $2 THEN $2 ELSE created_at + $1 END, \
+             updated_at = $2 WHERE kind = 'moderation.sync' AND state = 'queued' AND run_at > $2 \
+             AND dedup_key IN ($3, $4)")
+            .bind(interval).bind(now.0)
+            .bind(format!("mod-sync:{instance_id}:0")).bind(format!("mod-sync:{instance_id}:1"))
+            .execute(c).await.map(|r| r.rows_affected()))?;
     }
     let actor = db
         .account(by)

@@ -315,9 +315,12 @@ pub(crate) async fn sync_job_handler(services: Services, job: Job) -> Result<()>
     }
     crate::claims::expire_claims(&services.db).await?;
     crate::effect::reconcile_dead_deliveries(&services.db).await?;
-    let next = Timestamp::now().plus(Duration::from_secs(
-        u64::from(link.settings.sync_minutes) * 60,
-    ));
+    // The settings as they are now: an interval changed while this sync ran applies to the
+    // next one.
+    let minutes = link_of(&services.db, instance_id)
+        .await?
+        .map_or(link.settings.sync_minutes, |l| l.settings.sync_minutes);
+    let next = Timestamp::now().plus(Duration::from_secs(u64::from(minutes) * 60));
     services
         .db
         .enqueue(&sync_job(

@@ -269,7 +269,8 @@ pub(crate) fn handler(id: Route, filter: MethodFilter) -> MethodRouter<AppState>
 
 /// The application error of a moderation error (stable codes: `invalid_input` naming the field,
 /// `not_found`, `conflict` for claims and states, `forbidden` for the wrong kind of
-/// organisation and for a decider reviewing their own decision).
+/// organisation and for a decider reviewing their own decision; linking an instance without a
+/// working admin connection is answered by [`not_connected`] instead).
 fn mod_err(e: ModError) -> AppError {
     match e {
         ModError::Db(e) => e.into(),
@@ -283,8 +284,24 @@ fn mod_err(e: ModError) -> AppError {
         | ModError::WrongState(_)
         | ModError::NotAwaitingApproval
         | ModError::NotConnected(_)) => AppError::Conflict(e.to_string()),
+        ModError::ConnectionNeeded(m) => AppError::Conflict(m),
         ModError::Mastodon(e) => AppError::Conflict(format!("the instance answered: {e}")),
     }
+}
+
+/// The stable code of a link refused because the instance has no working admin connection.
+pub(crate) const NOT_CONNECTED_CODE: &str = "instance_not_connected";
+
+/// A 409 with the code [`NOT_CONNECTED_CODE`] and the message naming what is missing (the
+/// error layer renders it as JSON or as the error page).
+fn not_connected(message: String) -> Response {
+    let mut resp = StatusCode::CONFLICT.into_response();
+    resp.extensions_mut().insert(crate::error::ErrorBody {
+        code: NOT_CONNECTED_CODE.to_owned(),
+        message,
+        field: None,
+    });
+    resp
 }
 
 async fn scope(st: &AppState, ctx: &Ctx) -> Result<Scope, AppError> {
@@ -1670,12 +1687,13 @@ async fn find_coop(st: &AppState, coop: &str) -> Result<OrgId, AppError> {
 }
 
 /// Links the instance to the co-op in `f` (keeping its settings when it is linked already,
-/// with the settings fields applied).
+/// with the settings fields applied). `Ok(Err(message))` when the instance has no working
+/// admin connection (the message says what is missing).
 async fn do_link(
     st: &AppState,
     ctx: &Ctx,
     f: &Fields,
-) -> Result<guildhall_moderation::Link, AppError> {
+) -> Result<Result<guildhall_moderation::Link, String>, AppError> {
     let coop = f.required("coop")?;
     let who = ctx.who()?.account.id;
     let inst = own_instance(st, ctx).await?;
@@ -1691,9 +1709,11 @@ async fn do_link(
         .map(|l| l.settings)
         .unwrap_or_default();
     apply_settings(&mut settings, f)?;
-    guildhall_moderation::link_instance(&st.db, who, coop, inst.id, &settings)
-        .await
-        .map_err(mod_err)
+    match guildhall_moderation::link_instance(&st.db, who, coop, inst.id, &settings).await {
+        Ok(l) => Ok(Ok(l)),
+        Err(ModError::ConnectionNeeded(m)) => Ok(Err(m)),
+        Err(e) => Err(mod_err(e)),
+    }
 }
 
 async fn do_unlink(st: &AppState, ctx: &Ctx) -> Result<i64, AppError> {
@@ -1738,6 +1758,7 @@ async fn do_settings(
 struct LinkItem {
     instance_id: i64,
     domain: String,
+    connected: bool,
     coop_id: i64,
     coop_name: String,
     since: String,
@@ -1758,6 +1779,8 @@ struct LinksPage {
     coop: bool,
     admin: bool,
     has_instance: bool,
+    /// Why the instance cannot be linked now (no working admin connection), for its admins.
+    link_gap: Option<String>,
     links: Vec<LinkItem>,
 }
 
@@ -1781,6 +1804,7 @@ async fn links_page(
         items.push(LinkItem {
             instance_id: l.instance_id,
             domain: l.domain,
+            connected: l.connected,
             coop_id: l.coop.0,
             coop_name,
             since: fmt_time(l.created_at),
@@ -1823,6 +1847,14 @@ async fn links_page(
         } => (admin, instance_id.is_some()),
         ScopeKind::Coop { .. } => (false, false),
     };
+    let link_gap = if admin && has_instance {
+        st.db
+            .instance_of_org(s.org())
+            .await?
+            .and_then(|i| guildhall_moderation::connection_gap(&i))
+    } else {
+        None
+    };
     let org = st
         .db
         .organisation(s.org())
@@ -1835,6 +1867,7 @@ async fn links_page(
         coop: s.works_cases(),
         admin,
         has_instance,
+        link_gap,
         links: items,
     })
 }
@@ -1848,8 +1881,10 @@ async fn link_page(
     Extension(ctx): Extension<Ctx>,
     Input(f): Input,
 ) -> Result<Response, AppError> {
-    do_link(&st, &ctx, &f).await?;
-    to_links(&ctx)
+    match do_link(&st, &ctx, &f).await? {
+        Ok(_) => to_links(&ctx),
+        Err(m) => Ok(not_connected(m)),
+    }
 }
 
 async fn unlink_page(
@@ -1885,8 +1920,10 @@ async fn api_link(
     Extension(ctx): Extension<Ctx>,
     Input(f): Input,
 ) -> Result<Response, AppError> {
-    let link = do_link(&st, &ctx, &f).await?;
-    Ok(Json(json!({ "link": link })).into_response())
+    match do_link(&st, &ctx, &f).await? {
+        Ok(link) => Ok(Json(json!({ "link": link })).into_response()),
+        Err(m) => Ok(not_connected(m)),
+    }
 }
 
 async fn api_unlink(

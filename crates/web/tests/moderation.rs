@@ -759,6 +759,92 @@ db_test!(
 );
 
 db_test!(
+    moderation_http_link_refused_until_the_instance_is_connected,
+    |db| async move {
+        let a = fake(&[spam_report(10)]).await;
+        let w = world_with(&db, "nc", &[&a], false).await;
+        let ia = &w.instances[0];
+        let app = app_for(&db).await;
+        let mut adm = signed_in(&db, &app, ia.admin).await;
+        let mut m1 = signed_in(&db, &app, w.m1).await;
+        let coop = w.coop.0.to_string();
+
+        // No token stored: the page says why instead of offering the form; API and page
+        // refuse with 409 `instance_not_connected` naming what is missing; nothing is linked.
+        db.disconnect_instance(ia.id).await.unwrap();
+        let r = adm.get(&page(ia.org, "/links")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(r.body.contains("id=\"link-blocked\""), "{}", r.body);
+        assert!(!r.body.contains("id=\"link-form\""), "{}", r.body);
+        let r = adm
+            .json(Method::PUT, &api(ia.org, "/link"), json!({ "coop": coop }))
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        let e = &r.json()["error"];
+        assert_eq!(e["code"], "instance_not_connected", "{e}");
+        let msg = e["message"].as_str().unwrap();
+        assert!(
+            msg.contains("not connected") && msg.contains("token"),
+            "{msg}"
+        );
+        let r = adm
+            .post_form(&page(ia.org, "/link"), &[("coop", coop.as_str())])
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert!(r.body.contains("not connected"), "{}", r.body);
+        let l = m1.get(&api(w.coop, "/links")).await.json();
+        assert_eq!(l["links"].as_array().unwrap().len(), 0, "{l}");
+
+        // Connected, but its check found a scope missing: refused, naming the problem.
+        db.save_instance_connection(
+            &w.services.keyring,
+            ia.org,
+            &guildhall_db::instances::NewConnection {
+                base_url: a.url().to_owned(),
+                method: guildhall_db::instances::ConnectMethod::Token,
+                client: None,
+                token: guildhall_db::secrets::SecretValue::new(TOKEN.as_bytes().to_vec()),
+                scopes: None,
+            },
+        )
+        .await
+        .unwrap();
+        let problem = "The token may not read reports (admin:read:reports).";
+        db.record_instance_check(ia.id, false, &[problem.to_owned()], None)
+            .await
+            .unwrap();
+        let r = adm
+            .json(Method::PUT, &api(ia.org, "/link"), json!({ "coop": coop }))
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert_eq!(r.json()["error"]["code"], "instance_not_connected");
+        assert!(r.body.contains(problem), "{}", r.body);
+
+        // A working connection: linked, and shown as connected.
+        db.record_instance_check(ia.id, true, &[], Some("@svc"))
+            .await
+            .unwrap();
+        let r = adm
+            .json(Method::PUT, &api(ia.org, "/link"), json!({ "coop": coop }))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.json()["link"]["connected"], true);
+        let not_connected = format!("id=\"not-connected-{}\"", ia.id);
+        let r = adm.get(&page(ia.org, "/links")).await;
+        assert!(!r.body.contains(&not_connected), "{}", r.body);
+
+        // Disconnected after linking: both sides see plainly that it cannot sync.
+        db.disconnect_instance(ia.id).await.unwrap();
+        let r = adm.get(&page(ia.org, "/links")).await;
+        assert!(r.body.contains(&not_connected), "{}", r.body);
+        let r = m1.get(&page(w.coop, "/links")).await;
+        assert!(r.body.contains(&not_connected), "{}", r.body);
+        let l = m1.get(&api(w.coop, "/links")).await.json();
+        assert_eq!(l["links"][0]["connected"], false, "{l}");
+    }
+);
+
+db_test!(
     moderation_http_retry_a_failed_delivery_and_escalations_on_the_instance_page,
     |db| async move {
         let a = fake(&[rude_report(11), spam_report(12)]).await;
