@@ -24,8 +24,13 @@
 //!   second moderator; otherwise the decision and its `moderation.apply` job are written in one
 //!   transaction; the job delivers the account action (with `report_id`) and resolves each
 //!   report, step by step, retried until done; a failure for good shows the server's message.
+//!   A step that may have reached the instance without being recorded (an earlier attempt was
+//!   counted) is first looked up on the instance and, when already in effect, recorded as
+//!   delivered without being sent again (see the `effect` module). Linking needs a working
+//!   admin connection; a changed sync interval moves the scheduled sync.
 //! - **Audit**: link, claim, release, expiry, decision, approval, rejection, escalation,
-//!   delivery and delivery failure are appended to the audit log.
+//!   delivery, delivery confirmed on the instance and delivery failure are appended to the
+//!   audit log.
 
 use std::sync::Arc;
 
