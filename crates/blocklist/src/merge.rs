@@ -572,12 +572,18 @@ impl Interner {
         if r & STR != 0 {
             return self.get((r & !STR) as u32).to_string();
         }
-        let mut out = String::new();
-        for k in 0..seq_len(r) {
+        let tokens = || (0..seq_len(r)).map(|k| self.names[seq_token(r, k) as usize].as_str());
+        // One allocation of the exact size.
+        let len = tokens()
+            .map(|t| t.len() + 2)
+            .sum::<usize>()
+            .saturating_sub(2);
+        let mut out = String::with_capacity(len);
+        for (k, t) in tokens().enumerate() {
             if k > 0 {
                 out.push_str(", ");
             }
-            out.push_str(&self.names[seq_token(r, k) as usize]);
+            out.push_str(t);
         }
         out
     }
@@ -1181,6 +1187,9 @@ impl Merger {
     /// Finishes the merge: resolves digests, applies the threshold, the allowlist (exact
     /// domains, already normalised) and, with subdomain coverage, parent blocks.
     pub fn finish(mut self, allow: &FxHashSet<String>) -> MergeResult {
+        if self.opts.no_audit && !self.opts.subdomains && self.pending.is_empty() {
+            return self.finish_lean(allow);
+        }
         // Each domain's votes, if anything below reads them.
         let ids = Ids::new(&self.shards);
         let need_votes = !self.opts.no_audit || self.opts.subdomains || !self.pending.is_empty();
@@ -1359,6 +1368,97 @@ impl Merger {
             sources: self.sources,
             obfuscated_skipped: self.obfuscated_skipped,
             digests_resolved,
+        }
+    }
+}
+
+impl Merger {
+    /// [`Merger::finish`] without an audit, subdomain coverage or digests to resolve: each
+    /// domain's outcome depends on its accumulator alone, so each shard picks and sorts its
+    /// included blocks on a thread of its own, and the sorted runs are merged.
+    fn finish_lean(mut self, allow: &FxHashSet<String>) -> MergeResult {
+        let opts = self.opts;
+        let total_w: f64 = self.sources.iter().map(|s| s.weight).sum();
+        // As in `finish`: not below the threshold (a NaN level is not below it).
+        let below = |w: f64| {
+            let level = match opts.threshold_type {
+                ThresholdType::Count => w,
+                ThresholdType::Pct => w / total_w * 100.0,
+            };
+            level < opts.threshold
+        };
+        let pick = |sh: &Shard| -> Vec<(u64, BlockEntry)> {
+            // The included slots, sorted (by the domain's sort head, its slot), before any
+            // block is built: small items to sort, and the blocks built in output order.
+            let mut keys: Vec<(u64, u32)> = Vec::new();
+            for (at, s) in sh.index.slots.iter().enumerate() {
+                if s.key.id == EMPTY || below(s.acc.weight) {
+                    continue;
+                }
+                let d = sh.dom(s.key.id as usize);
+                if !allow.contains(d) {
+                    keys.push((sort_head(d), at as u32));
+                }
+            }
+            let dom_at = |at: u32| sh.dom(sh.index.slots[at as usize].key.id as usize);
+            keys.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| dom_at(a.1).cmp(dom_at(b.1))));
+            keys.into_iter()
+                .map(|(head, at)| {
+                    let s = &sh.index.slots[at as usize];
+                    (head, sh.entry(&s.acc, s.key.id as usize, s.acc.severity))
+                })
+                .collect()
+        };
+        let runs: Vec<Vec<(u64, BlockEntry)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self.shards[1..]
+                .iter()
+                .map(|sh| scope.spawn(move || pick(sh)))
+                .collect();
+            let mut runs = vec![pick(&self.shards[0])];
+            // A picking thread can only stop by panicking: pass the panic on.
+            runs.extend(
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+            );
+            runs
+        });
+        let mut entries = Vec::with_capacity(runs.iter().map(Vec::len).sum());
+        // Each run reversed, so that its next block is its last.
+        let mut runs = runs;
+        for r in &mut runs {
+            r.reverse();
+        }
+        loop {
+            // The run whose next block sorts first (runs are few).
+            let mut best: Option<usize> = None;
+            for (k, r) in runs.iter().enumerate() {
+                let Some(x) = r.last() else { continue };
+                if best.is_none_or(|b| {
+                    runs[b]
+                        .last()
+                        .is_none_or(|y| (x.0, &x.1.domain) < (y.0, &y.1.domain))
+                }) {
+                    best = Some(k);
+                }
+            }
+            match best.and_then(|b| runs[b].pop()) {
+                Some((_, e)) => entries.push(e),
+                None => break,
+            }
+        }
+        let domains_seen = self.shards.iter().map(|s| s.doms.len()).sum();
+        // Unmapping the tables takes a few milliseconds: done off the caller's path (inline
+        // if no thread can be started).
+        let shards = std::mem::take(&mut self.shards);
+        let _ = std::thread::Builder::new().spawn(move || drop(shards));
+        MergeResult {
+            entries,
+            audit: Vec::new(),
+            domains_seen,
+            sources: self.sources,
+            obfuscated_skipped: self.obfuscated_skipped,
+            digests_resolved: 0,
         }
     }
 }
@@ -1781,6 +1881,58 @@ mod tests {
                     .unwrap();
                 assert_eq!(x.outcome, Outcome::CoveredBy(by.into()));
                 assert_eq!(r.entries.len(), 1);
+            }
+        }
+    }
+
+    #[test]
+    fn the_lean_finish_is_the_full_one_without_the_audit() {
+        use crate::read::{read_compact, Format};
+        let lists: Vec<Blocklist> = csv_lists(9, 500)
+            .iter()
+            .map(|t| read_compact(t.as_bytes(), "l", Some(Format::Csv)).into_blocklist())
+            .collect();
+        let mut heavy = SourceOptions::new("heavy");
+        heavy.weight = 2.5;
+        heavy.max_severity = Severity::Silence;
+        for plan in [MergePlan::Max, MergePlan::Min] {
+            for (threshold, threshold_type) in [
+                (0.0, ThresholdType::Count),
+                (3.0, ThresholdType::Count),
+                (40.0, ThresholdType::Pct),
+            ] {
+                let o = MergeOptions {
+                    plan,
+                    threshold,
+                    threshold_type,
+                    import: ImportFields::all(),
+                    ..MergeOptions::default()
+                };
+                let allow: FxHashSet<String> = ["d1.example".to_string(), "d2.example".to_string()]
+                    .into_iter()
+                    .collect();
+                let run = |o: MergeOptions| {
+                    let mut m = Merger::new(o);
+                    for (k, l) in lists.iter().enumerate() {
+                        let src = if k == 2 {
+                            heavy.clone()
+                        } else {
+                            SourceOptions::new(format!("l{k}"))
+                        };
+                        m.add(src, l);
+                    }
+                    m.finish(&allow)
+                };
+                let full = run(o);
+                let lean = run(MergeOptions {
+                    no_audit: true,
+                    ..o
+                });
+                assert_eq!(full.entries, lean.entries, "{o:?}");
+                assert_eq!(full.domains_seen, lean.domains_seen);
+                assert_eq!(full.audit.len(), lean.domains_seen);
+                assert!(!lean.entries.is_empty());
+                assert!(lean.entries.len() < lean.domains_seen, "{o:?}");
             }
         }
     }
