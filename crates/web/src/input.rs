@@ -18,6 +18,8 @@ pub enum Encoding {
     Form,
     /// `application/json`.
     Json,
+    /// `multipart/form-data` (a form with a file; upload routes only).
+    Multipart,
     /// No body.
     Empty,
 }
@@ -27,6 +29,8 @@ pub enum Encoding {
 #[derive(Debug, Clone)]
 pub struct Fields {
     map: HashMap<String, Vec<String>>,
+    /// Field → the file name sent with it (multipart file parts).
+    files: HashMap<String, String>,
     /// How the body was encoded.
     pub encoding: Encoding,
 }
@@ -36,6 +40,7 @@ impl Fields {
     pub fn empty() -> Fields {
         Fields {
             map: HashMap::new(),
+            files: HashMap::new(),
             encoding: Encoding::Empty,
         }
     }
@@ -66,6 +71,7 @@ impl Fields {
         }
         Ok(Fields {
             map,
+            files: HashMap::new(),
             encoding: Encoding::Form,
         })
     }
@@ -111,8 +117,52 @@ impl Fields {
         }
         Ok(Fields {
             map,
+            files: HashMap::new(),
             encoding: Encoding::Json,
         })
+    }
+
+    /// Fields from the parts of a `multipart/form-data` body: each part's text under its name,
+    /// and a file part's file name ([`Fields::file_name`]). A part that is not UTF-8 text is
+    /// refused naming its field; a file input left empty (no file chosen) counts as absent.
+    pub fn from_multipart(parts: Vec<(String, Option<String>, Bytes)>) -> Result<Fields, AppError> {
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        let mut files = HashMap::new();
+        for (i, (name, file, data)) in parts.into_iter().enumerate() {
+            if name.is_empty() {
+                return Err(AppError::Malformed {
+                    code: "malformed_multipart",
+                    message: format!("part {} has no field name", i + 1),
+                    field: "body".to_owned(),
+                });
+            }
+            if file.as_deref() == Some("") && data.is_empty() {
+                continue;
+            }
+            let text = String::from_utf8(data.to_vec()).map_err(|e| {
+                AppError::invalid(
+                    &name,
+                    format!(
+                        "is not UTF-8 text (invalid byte at offset {}); save the file as UTF-8",
+                        e.utf8_error().valid_up_to()
+                    ),
+                )
+            })?;
+            if let Some(f) = file.filter(|f| !f.is_empty()) {
+                files.insert(name.clone(), f);
+            }
+            map.entry(name).or_default().push(text);
+        }
+        Ok(Fields {
+            map,
+            files,
+            encoding: Encoding::Multipart,
+        })
+    }
+
+    /// The file name sent with a file field (multipart), if any.
+    pub fn file_name(&self, name: &str) -> Option<&str> {
+        self.files.get(name).map(String::as_str)
     }
 
     /// Parses a body by its content type. An empty body is an empty set of fields.
@@ -198,6 +248,73 @@ fn decode_component(raw: &[u8]) -> Result<String, String> {
         i += 1;
     }
     String::from_utf8(out).map_err(|_| "is not valid UTF-8".to_owned())
+}
+
+/// Whether a content type is `multipart/form-data`.
+pub(crate) fn is_multipart(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|c| c.trim().eq_ignore_ascii_case("multipart/form-data"))
+}
+
+/// Parses a `multipart/form-data` body that was already read within the route's limit (axum's
+/// multipart reader, without a second, default limit) into fields ([`Fields::from_multipart`]).
+pub(crate) async fn parse_multipart(content_type: &str, body: Bytes) -> Result<Fields, AppError> {
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::{DefaultBodyLimit, Multipart};
+    use axum::handler::Handler;
+
+    type Parsed = Result<Vec<(String, Option<String>, Bytes)>, AppError>;
+    let malformed = |field: &str, message: String| AppError::Malformed {
+        code: "malformed_multipart",
+        message,
+        field: field.to_owned(),
+    };
+    let ct = header::HeaderValue::from_str(content_type)
+        .map_err(|_| malformed("body", "the content type is not valid".to_owned()))?;
+    let mut req = Request::new(axum::body::Body::from(body));
+    req.headers_mut().insert(header::CONTENT_TYPE, ct);
+    // axum's reader, run as a one-off handler so that `DefaultBodyLimit::disable()` lifts its
+    // default 2 MB limit (the guard already applied the route's own limit).
+    let slot: Arc<Mutex<Option<Parsed>>> = Arc::new(Mutex::new(None));
+    let out = slot.clone();
+    let read = move |mut mp: Multipart| async move {
+        let mut parts = Vec::new();
+        let r: Parsed = loop {
+            let field = match mp.next_field().await {
+                Ok(Some(f)) => f,
+                Ok(None) => break Ok(parts),
+                Err(e) => {
+                    break Err(malformed(
+                        "body",
+                        format!("the multipart body is malformed: {e}"),
+                    ))
+                }
+            };
+            let name = field.name().unwrap_or_default().to_owned();
+            let file = field.file_name().map(str::to_owned);
+            match field.bytes().await {
+                Ok(data) => parts.push((name, file, data)),
+                Err(e) => break Err(malformed(&name, format!("part {name:?} is malformed: {e}"))),
+            }
+        };
+        if let Ok(mut g) = out.lock() {
+            *g = Some(r);
+        }
+    };
+    let resp = read.layer(DefaultBodyLimit::disable()).call(req, ()).await;
+    let parsed = slot.lock().ok().and_then(|mut g| g.take());
+    match parsed {
+        Some(r) => Fields::from_multipart(r?),
+        None => Err(malformed(
+            "body",
+            format!(
+                "the multipart body cannot be read (status {}): check its boundary",
+                resp.status()
+            ),
+        )),
+    }
 }
 
 /// Reads a whole body, refusing one over `limit` bytes with 413.

@@ -43,7 +43,7 @@ use serde_json::{json, Value};
 
 use crate::auth::{Access, Ctx};
 use crate::error::AppError;
-use crate::input::{Fields, Input};
+use crate::input::{Encoding, Fields, Input};
 use crate::pages::{fmt_time, fmt_time_or, layout, Layout};
 use crate::routes::{route, Field, FieldType, RouteId, RouteSpec};
 use crate::AppState;
@@ -172,6 +172,7 @@ const SOURCE_FIELDS: &[Field] = &[
     one_of("admin", false, BOOLS),
     opt("refresh_minutes"),
     opt("contents"),
+    opt("file"),
 ];
 const LIST_FIELDS: &[Field] = &[
     req("name"),
@@ -205,7 +206,8 @@ const POLICY_FIELDS: &[Field] = &[
 const PUBLIC_FIELD: &[Field] = &[one_of("public", true, BOOLS)];
 const CONFIRM_FIELD: &[Field] = &[req("confirm")];
 const REASON_FIELD: &[Field] = &[req("reason")];
-const CONTENTS_FIELD: &[Field] = &[req("contents")];
+/// An upload's list: a file (field `file`, `multipart/form-data`) or the pasted `contents`.
+const CONTENTS_FIELD: &[Field] = &[opt("file"), opt("contents")];
 const SUBSCRIBE_FIELDS: &[Field] = &[
     req("list"),
     one_of("mode", true, MODES),
@@ -1005,13 +1007,38 @@ fn keyring_for(st: &AppState, needed: bool) -> Result<Arc<Keyring>, AppError> {
 // ---------------------------------------------------------------------------------------------
 // Operations shared by pages and the API
 
+/// The list text of an upload: the file (field `file`) or else the pasted `contents`. Missing
+/// both, the error names `file` for a form with a file, else `contents`.
+fn upload_text(f: &Fields) -> Result<&str, AppError> {
+    if let Some(c) = f.get("file").or_else(|| f.get("contents")) {
+        return Ok(c);
+    }
+    Err(if f.encoding == Encoding::Multipart {
+        AppError::invalid(
+            "file",
+            "is required: choose a list file (or paste the list into contents)",
+        )
+    } else {
+        AppError::invalid(
+            "contents",
+            "is required (or send the list as a file in field file)",
+        )
+    })
+}
+
 async fn do_create_source(
     st: &AppState,
     ctx: &Ctx,
     f: &Fields,
 ) -> Result<(Source, Option<sources::Refresh>), AppError> {
     let org = ctx.org_id()?;
-    let name = f.required("name")?.trim().to_owned();
+    // An uploaded file's name is the default name.
+    let name = f
+        .get("name")
+        .or_else(|| f.file_name("file"))
+        .ok_or_else(|| AppError::invalid("name", "is required"))?
+        .trim()
+        .to_owned();
     let kind: SourceKind = parse_enum("kind", f.required("kind")?, SOURCE_KINDS)?;
     let format = f.get("format").map(|s| s.trim().to_owned());
     if let Some(fm) = &format {
@@ -1089,7 +1116,7 @@ async fn do_create_source(
     let s = sources::create_source(&st.db, &keys, org, &who, &new).await?;
     let mut refresh = None;
     if s.kind == SourceKind::Upload {
-        if let Some(c) = f.get("contents") {
+        if let Some(c) = f.get("file").or_else(|| f.get("contents")) {
             refresh = Some(sources::upload_source(&st.db, org, &who, s.id, c.as_bytes()).await?);
         }
     }
@@ -2068,7 +2095,7 @@ async fn source_upload_page(
     Extension(ctx): Extension<Ctx>,
     Input(f): Input,
 ) -> Result<Response, AppError> {
-    let c = f.required("contents")?;
+    let c = upload_text(&f)?;
     sources::upload_source(
         &st.db,
         ctx.org_id()?,
@@ -2603,7 +2630,7 @@ async fn api_source_upload(
     Extension(ctx): Extension<Ctx>,
     Input(f): Input,
 ) -> Result<Response, AppError> {
-    let c = f.required("contents")?;
+    let c = upload_text(&f)?;
     let org = ctx.org_id()?;
     let id = ctx.id("source")?;
     let r = sources::upload_source(&st.db, org, &actor(&ctx)?, id, c.as_bytes()).await?;

@@ -1448,3 +1448,170 @@ db_test!(
         assert!(r.json()["follows"]["error"].is_string());
     }
 );
+
+/// A `multipart/form-data` body of text fields and file parts `(field, file name, bytes)`.
+fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----guildhall-test-boundary-7d1f";
+    let mut b = Vec::new();
+    for (k, v) in fields {
+        b.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    for (k, name, data) in files {
+        b.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"; filename=\"{name}\"\r\n\
+                 Content-Type: text/csv\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        b.extend_from_slice(data);
+        b.extend_from_slice(b"\r\n");
+    }
+    b.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), b)
+}
+
+fn severities(m: &BTreeMap<String, Entry>) -> BTreeMap<String, String> {
+    m.iter()
+        .map(|(d, e)| (d.clone(), e.severity.to_string()))
+        .collect()
+}
+
+db_test!(
+    a_list_file_uploads_through_the_page_forms,
+    |db| async move {
+        let app = guildhall_web::router(state(&db));
+        let owner = account(&db, "owner@coop.example", false).await;
+        let coop = org(&db, "Co-op", owner).await;
+        let mut c = signed_in(&db, &app, owner).await;
+        let csrf = c.csrf.clone().unwrap();
+        let dir = "/work/shared/data/blocklists/gardenfence";
+        let first = std::fs::read(format!("{dir}/gardenfence-mastodon.csv")).unwrap();
+        let second = std::fs::read(
+            "/work/shared/data/blocklists/oliphant-2023-05/blocklists/mastodon.art.csv",
+        )
+        .unwrap();
+        let want_first = severities(&reimport(&db, coop, &first).await);
+        let want_second = severities(&reimport(&db, coop, &second).await);
+        assert!(want_first.len() > 100, "{}", want_first.len());
+        assert_ne!(want_first, want_second);
+
+        // The page forms are multipart forms with a file input.
+        let page = c.get(&format!("/orgs/{coop}/sources")).await;
+        assert!(page.body.contains("enctype=\"multipart/form-data\""));
+        assert!(page.body.contains("type=\"file\" accept="));
+        check_accessible("sources page with the file input", &page.body);
+
+        // A new upload source from a file, without a name: the file's name is its name.
+        let (ct, body) = multipart(
+            &[("csrf_token", &csrf), ("kind", "upload")],
+            &[("file", "gardenfence-mastodon.csv", &first)],
+        );
+        let r = c
+            .send(
+                Method::POST,
+                &format!("/orgs/{coop}/sources"),
+                Some(&ct),
+                body,
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let s = sources::sources(&db, coop)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.name == "gardenfence-mastodon.csv")
+            .expect("a source named after the file");
+        assert_eq!(source_severities(&mut c, coop, s.id).await, want_first);
+        let page = c.get(&format!("/orgs/{coop}/sources/{}", s.id)).await;
+        assert!(page.body.contains("enctype=\"multipart/form-data\""));
+        check_accessible("upload source page with the file input", &page.body);
+
+        // Replaced by another file through the upload form: every row of the new file.
+        let path = format!("/orgs/{coop}/sources/{}/upload", s.id);
+        let (ct, body) = multipart(
+            &[("csrf_token", &csrf)],
+            &[("file", "mastodon.art.csv", &second)],
+        );
+        let r = c.send(Method::POST, &path, Some(&ct), body, &[]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        assert_eq!(source_severities(&mut c, coop, s.id).await, want_second);
+
+        // The textarea still works in the same multipart form (no file chosen).
+        let (ct, body) = multipart(
+            &[("csrf_token", &csrf), ("contents", "only.example\n")],
+            &[("file", "", b"")],
+        );
+        let r = c.send(Method::POST, &path, Some(&ct), body, &[]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        assert_eq!(source_severities(&mut c, coop, s.id).await.len(), 1);
+
+        // No file and no contents: 400 naming the file field; the source is unchanged.
+        let (ct, body) = multipart(&[("csrf_token", &csrf)], &[]);
+        let r = c.send(Method::POST, &path, Some(&ct), body, &[]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert!(r.body.contains("Field: <code>file</code>"), "{}", r.body);
+        // A file that is not UTF-8: 400 naming the field, the source is unchanged.
+        let mut latin1 = b"caf".to_vec();
+        latin1.extend_from_slice(&[0xE9, b'.', b'e', b'x', b'\n']);
+        let (ct, body) = multipart(&[("csrf_token", &csrf)], &[("file", "latin1.txt", &latin1)]);
+        let r = c.send(Method::POST, &path, Some(&ct), body, &[]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert!(r.body.contains("Field: <code>file</code>"), "{}", r.body);
+        assert!(r.body.contains("UTF-8"), "{}", r.body);
+        // Without the CSRF token the multipart form is refused too.
+        let (ct, body) = multipart(&[], &[("file", "x.csv", &first)]);
+        let r = c.send(Method::POST, &path, Some(&ct), body, &[]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        // A broken multipart body: 400.
+        let r = c
+            .send(
+                Method::POST,
+                &path,
+                Some("multipart/form-data; boundary=nope"),
+                b"--other\r\nnot a part".to_vec(),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert_eq!(source_severities(&mut c, coop, s.id).await.len(), 1);
+    }
+);
+
+db_test!(
+    a_multipart_upload_keeps_the_routes_upload_limit,
+    |db| async move {
+        let base = state(&db);
+        let config = guildhall_web::WebConfig {
+            upload_limit: 3 * 1024 * 1024,
+            ..(*base.config).clone()
+        };
+        let app = guildhall_web::router(guildhall_web::AppState::new(db.clone(), config));
+        let owner = account(&db, "owner@coop.example", false).await;
+        let coop = org(&db, "Co-op", owner).await;
+        let mut c = signed_in(&db, &app, owner).await;
+        let csrf = c.csrf.clone().unwrap();
+        let (source, _) = source_and_list(&mut c, coop, false, FIRST).await;
+        let path = format!("/orgs/{coop}/sources/{source}/upload");
+        // Over axum's default multipart limit (2 MB), within the route's upload limit (3 MiB).
+        let mut small = b"domain,severity\n".to_vec();
+        let mut i = 0;
+        while small.len() < 2_300_000 {
+            small.extend_from_slice(format!("domain-{i:07}.example,silence\n").as_bytes());
+            i += 1;
+        }
+        let (ct, body) = multipart(&[("csrf_token", &csrf)], &[("file", "s.csv", &small)]);
+        let r = c.send(Method::POST, &path, Some(&ct), body, &[]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        assert_eq!(source_severities(&mut c, coop, source).await.len(), i);
+        let mut big = small.clone();
+        big.extend_from_slice(&small);
+        let (ct, body) = multipart(&[("csrf_token", &csrf)], &[("file", "b.csv", &big)]);
+        let r = c.send(Method::POST, &path, Some(&ct), body, &[]).await;
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.body);
+    }
+);
