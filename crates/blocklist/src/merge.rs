@@ -1010,18 +1010,22 @@ impl Shard {
         // The rows' slots are looked up (and so loaded) in batches before the updates look
         // them up again, so that their cache misses overlap.
         const BATCH: usize = 64 * SHARDS;
+        let mut mine = [0u16; BATCH];
         for (b, batch) in list.rows.chunks(BATCH).enumerate() {
-            let mine = || {
-                (b * BATCH..)
-                    .zip(batch)
-                    .filter(|(_, r)| shard_of(r.hash) == me)
-            };
+            // This shard's rows of the batch, by position (kept without a branch per row).
+            let mut n = 0;
+            for (k, r) in batch.iter().enumerate() {
+                mine[n] = k as u16;
+                n += usize::from(shard_of(r.hash) == me);
+            }
+            let mine = &mine[..n];
             let mut touch = 0u32;
-            for (_, r) in mine() {
-                touch ^= self.index.touch(r.hash);
+            for &k in mine {
+                touch ^= self.index.touch(batch[k as usize].hash);
             }
             std::hint::black_box(touch);
-            for (row, r) in mine() {
+            for &k in mine {
+                let (row, r) = (b * BATCH + k as usize, &batch[k as usize]);
                 let p = Part {
                     severity: r.severity.min(job.cap),
                     reject_media: r.reject_media && import.reject_media,
