@@ -991,12 +991,25 @@ impl PlannedStep {
 /// It holds the instance's lease (no push runs meanwhile), and its final transaction re-checks
 /// that no push was approved, rejected or forced since it started (else [`ListsError::Busy`]:
 /// the job plans again later).
+///
+/// When the lease stays busy (a long push is running), the plan is deferred rather than
+/// failed: that push plans again when it is done.
 pub async fn plan_instance(svc: &Services, org: OrgId) -> Result<PlanSummary> {
-    with_lease(&svc.db, org, |lease| async move {
-        let r = plan_leased(svc, org).await;
-        (lease, r)
-    })
-    .await
+    let lease = match InstanceLease::take(&svc.db, org).await {
+        Ok(l) => l,
+        Err(ListsError::Busy(_)) => {
+            return Ok(PlanSummary {
+                deferred: true,
+                ..PlanSummary::default()
+            })
+        }
+        Err(e) => return Err(e),
+    };
+    let r = plan_leased(svc, org).await;
+    let released = lease.release().await;
+    let v = r?;
+    released?;
+    Ok(v)
 }
 
 /// What decisions change, per instance: awaiting, active and rejected pushes, held steps. A

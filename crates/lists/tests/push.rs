@@ -612,3 +612,35 @@ db_test!(
         assert!(f.block_writes().is_empty());
     }
 );
+
+db_test!(
+    a_plan_defers_while_another_holder_keeps_the_instance_lease,
+    |db| async move {
+        use guildhall_lists::push::InstanceLease;
+        let w = world(db).await;
+        let list = named_list(&w, "D", &[("one.example", "silence")]).await;
+        let f = fake(|b| b).await;
+        let inst = instance_org(&w, "inst.example", &f).await;
+        subscribe(&w.db, inst, &actor(&w), list, Mode::Automatic, 100, None)
+            .await
+            .unwrap();
+        // A long push holds the lease: the plan waits (30 s), then defers without asking the
+        // instance anything; a second taker is refused as busy.
+        let held = InstanceLease::take(&w.db, inst).await.unwrap();
+        let svc = w.svc.clone();
+        let planning = tokio::spawn(async move { plan_instance(&svc, inst).await });
+        let other = InstanceLease::take(&w.db, inst).await;
+        assert!(
+            matches!(other, Err(ListsError::Busy(_))),
+            "{:?}",
+            other.err()
+        );
+        let p = planning.await.unwrap().unwrap();
+        assert!(p.deferred && p.automatic.is_none(), "{p:?}");
+        assert!(f.requests().is_empty(), "{:?}", f.requests());
+        held.renew().await.unwrap();
+        held.release().await.unwrap();
+        let p = plan_instance(&w.svc, inst).await.unwrap();
+        assert!(!p.deferred && p.automatic.is_some(), "{p:?}");
+    }
+);
