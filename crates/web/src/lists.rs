@@ -2408,6 +2408,9 @@ struct PushPageT {
     p: PushView,
     awaiting: bool,
     steps: Vec<StepView>,
+    follows_unchecked: usize,
+    follows_error: String,
+    follow_limit: usize,
 }
 
 /// `GET /orgs/{org}/pushes/{push}`.
@@ -2416,17 +2419,23 @@ async fn push_page(
     Extension(ctx): Extension<Ctx>,
 ) -> Result<Response, AppError> {
     let (org, p) = push_of(&st, &ctx).await?;
-    let steps = push::push_steps(&st.db, org, p.id)
-        .await?
-        .iter()
-        .map(step_view)
-        .collect();
+    let awaiting = p.status == push::PushStatus::Awaiting;
+    let steps = push::push_steps(&st.db, org, p.id).await?;
+    // An awaiting push is a preview: with the follower check of its suspends.
+    let follows = if awaiting {
+        preview_follows(&st, org, &steps).await
+    } else {
+        push::FollowPreview::default()
+    };
     html(&PushPageT {
         l: layout(&st, &ctx, &format!("Push {}", p.id)).await?,
         org_id: org.0,
-        awaiting: p.status == push::PushStatus::Awaiting,
+        awaiting,
         p: push_view(&p),
-        steps,
+        steps: preview_views(&steps, &follows),
+        follows_unchecked: follows.unchecked,
+        follows_error: follows.error.unwrap_or_default(),
+        follow_limit: push::PREVIEW_FOLLOW_LIMIT,
     })
 }
 
@@ -2936,7 +2945,12 @@ async fn api_push(
 ) -> Result<Response, AppError> {
     let (org, p) = push_of(&st, &ctx).await?;
     let steps = push::push_steps(&st.db, org, p.id).await?;
-    Ok(Json(json!({ "push": p, "steps": steps })).into_response())
+    let follows = if p.status == push::PushStatus::Awaiting {
+        Some(preview_follows(&st, org, &steps).await)
+    } else {
+        None
+    };
+    Ok(Json(json!({ "push": p, "steps": steps, "follows": follows })).into_response())
 }
 
 /// `POST /api/v1/orgs/{org}/pushes/{push}/approve` (field `force_followed`).

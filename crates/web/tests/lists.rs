@@ -1434,6 +1434,23 @@ db_test!(
         assert!(row_of("gone-soon.example").contains("<td class=\"follows\">0</td>"));
         assert!(row_of("rude.example").contains("<td class=\"follows\"></td>"));
         assert!(!page.body.contains("id=\"follow-error\""));
+        // The awaiting push's own page and API entry show the same.
+        let push = v["awaiting"]["id"].as_i64().unwrap();
+        let r = i.get(&format!("/api/v1/orgs/{inst}/pushes/{push}")).await;
+        assert_eq!(r.json()["follows"], v["follows"], "{}", r.body);
+        let pp = i.get(&format!("/orgs/{inst}/pushes/{push}")).await;
+        assert_eq!(pp.status, StatusCode::OK);
+        check_accessible("awaiting push page with follow counts", &pp.body);
+        let at = pp
+            .body
+            .find("<td class=\"domain\">spam.example</td>")
+            .unwrap();
+        let end = pp.body[at..].find("</tr>").unwrap();
+        assert!(
+            pp.body[at..at + end].contains("<td class=\"follows\">2</td>"),
+            "{}",
+            &pp.body[at..at + end]
+        );
 
         // The instance goes down: the page still renders and says it could not ask.
         fake.set_outage(Some(503));
