@@ -18,7 +18,7 @@
 //!   (its stamp) adopts it instead of failing, so no change is applied twice.
 //! - One writer per instance: a push run and a plan of the same instance hold the instance's
 //!   lease ([`InstanceLease`], a row in `lists_locks` under the reserved key [`LEASE_KEY`], taken
-//!   by one atomic upsert, renewed before every step, released at the end, and expiring on its
+//!   by one atomic upsert, renewed between steps, released at the end, and expiring on its
 //!   own if the holder dies). A second run of the same push waits for it and then finds nothing
 //!   pending; two pushes of one instance run one after the other. Decisions (approve, reject) and
 //!   the plan's final transaction are serialised on the instance's organisation row
@@ -75,8 +75,11 @@ fn push_job(push: i64) -> NewJob {
 /// The reserved `lists_locks` key of an instance's push lease. `normalize_domain` never yields
 /// it, and [`locks`] never lists it.
 pub const LEASE_KEY: &str = "#push-lease";
-/// How long an instance lease lasts unless renewed (it is renewed before every step).
+/// How long an instance lease lasts unless renewed (a push renews it between steps).
 const LEASE_FOR: Duration = Duration::from_secs(15 * 60);
+/// A renewal within this long of the last one is skipped (one write per minute at most, not
+/// one per step).
+const RENEW_EVERY: Duration = Duration::from_secs(60);
 /// How long a run or plan waits for a busy instance before giving up ([`ListsError::Busy`]; the
 /// job is retried).
 const LEASE_WAIT: Duration = Duration::from_secs(30);
@@ -86,6 +89,7 @@ pub struct InstanceLease {
     db: Db,
     org: OrgId,
     holder: String,
+    renewed: std::sync::Mutex<Instant>,
 }
 
 impl InstanceLease {
@@ -117,6 +121,7 @@ impl InstanceLease {
                     db: db.clone(),
                     org,
                     holder,
+                    renewed: std::sync::Mutex::new(Instant::now()),
                 });
             }
             if Instant::now() >= deadline {
@@ -128,9 +133,18 @@ impl InstanceLease {
         }
     }
 
-    /// Renews the lease; [`ListsError::Busy`] if it was lost (it expired and another holder
-    /// took it): the caller must stop writing.
+    /// Renews the lease (at most once a minute; sooner calls do nothing);
+    /// [`ListsError::Busy`] if it was lost (it expired and another holder took it): the caller
+    /// must stop writing.
     pub async fn renew(&self) -> Result<()> {
+        if self
+            .renewed
+            .lock()
+            .map(|t| t.elapsed() < RENEW_EVERY)
+            .unwrap_or(false)
+        {
+            return Ok(());
+        }
         let n = on_pool!(&self.db, c => sqlx::query(
             "UPDATE lists_locks SET created_at = $1 WHERE org_id = $2 AND domain = $3 \
              AND created_by = $4")
@@ -138,6 +152,9 @@ impl InstanceLease {
             .bind(&self.holder).execute(c).await.map(|r| r.rows_affected()))
         .map_err(DbError::from)?;
         if n == 1 {
+            if let Ok(mut t) = self.renewed.lock() {
+                *t = Instant::now();
+            }
             Ok(())
         } else {
             Err(ListsError::Busy(

@@ -638,7 +638,6 @@ db_test!(
         let p = planning.await.unwrap().unwrap();
         assert!(p.deferred && p.automatic.is_none(), "{p:?}");
         assert!(f.requests().is_empty(), "{:?}", f.requests());
-        held.renew().await.unwrap();
         held.release().await.unwrap();
         let p = plan_instance(&w.svc, inst).await.unwrap();
         assert!(!p.deferred && p.automatic.is_some(), "{p:?}");
