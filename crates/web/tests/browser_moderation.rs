@@ -102,10 +102,22 @@ async fn filter_of(c: &Client, css: &str) -> String {
     v.as_str().unwrap_or_default().to_owned()
 }
 
+/// Switches the active organisation with the header's form and waits until the page the form
+/// was on has been replaced (the switch may land on the same URL, so the URL cannot tell; an
+/// element found before the new page is in would go stale under the test).
 async fn switch_to(c: &Client, org: i64) {
+    let old = c.find(Locator::Css("html")).await.unwrap();
     let sel = c.find(Locator::Css("#org-switch")).await.unwrap();
     sel.select_by_value(&org.to_string()).await.unwrap();
     click(c, "form.switcher button[type=submit]").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while old.tag_name().await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the organisation switch did not load a page"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn flow(
