@@ -102,6 +102,11 @@ pub(crate) async fn link_of(db: &Db, instance_id: i64) -> Result<Option<Link>> {
 /// The job kind that pulls an instance's reports (see [`crate::sync`]).
 pub const SYNC_JOB_KIND: &str = "moderation.sync";
 
+/// The dedup key of an instance's sync job in `slot` (0 or 1).
+fn sync_key(instance_id: i64, slot: u8) -> String {
+    format!("mod-sync:{instance_id}:{slot}")
+}
+
 /// The sync job for an instance in one of two alternating dedup slots (a running sync
 /// schedules the next one in the other slot).
 pub(crate) fn sync_job(
@@ -113,7 +118,7 @@ pub(crate) fn sync_job(
         SYNC_JOB_KIND,
         serde_json::json!({ "instance_id": instance_id, "slot": slot }),
     )
-    .dedup(format!("mod-sync:{instance_id}:{slot}"))
+    .dedup(sync_key(instance_id, slot))
     .max_attempts(10);
     if let Some(t) = run_at {
         j = j.run_at(t);
@@ -161,7 +166,7 @@ pub async fn sync_now(db: &Db, scope: &Scope, instance_id: i64) -> Result<bool> 
     let moved = on_pool!(db, p => sqlx::query(
         "UPDATE jobs SET run_at = $1, updated_at = $1 WHERE kind = 'moderation.sync' AND state = 'queued' \
          AND dedup_key IN ($2, $3)")
-        .bind(now.0).bind(format!("mod-sync:{instance_id}:0")).bind(format!("mod-sync:{instance_id}:1"))
+        .bind(now.0).bind(sync_key(instance_id, 0)).bind(sync_key(instance_id, 1))
         .execute(p).await.map(|r| r.rows_affected()))?;
     if moved > 0 {
         return Ok(true);
@@ -291,7 +296,7 @@ pub async fn update_settings(
              updated_at = $2 WHERE kind = 'moderation.sync' AND state = 'queued' AND run_at > $2 \
              AND dedup_key IN ($3, $4)")
             .bind(interval).bind(now.0)
-            .bind(format!("mod-sync:{instance_id}:0")).bind(format!("mod-sync:{instance_id}:1"))
+            .bind(sync_key(instance_id, 0)).bind(sync_key(instance_id, 1))
             .execute(c).await.map(|r| r.rows_affected()))?;
     }
     let actor = db
