@@ -710,13 +710,13 @@ pub fn apply_mergeplan(acc: &mut BlockEntry, new: &BlockEntry, plan: MergePlan) 
 
 /// How many bits of a domain's hash choose its [`Shard`] (the top bits; the table slots use
 /// the low ones).
-const SHARD_BITS: u32 = 1;
+pub(crate) const SHARD_BITS: u32 = 1;
 /// The number of shards: each folds its share of every list, on its own thread in
 /// [`Merger::add_compact_parallel`].
-const SHARDS: usize = 1 << SHARD_BITS;
+pub(crate) const SHARDS: usize = 1 << SHARD_BITS;
 
 /// The shard of a domain hash.
-fn shard_of(h: u64) -> usize {
+pub(crate) fn shard_of(h: u64) -> usize {
     (h >> (64 - SHARD_BITS)) as usize
 }
 
@@ -988,20 +988,22 @@ impl Shard {
         self.fold(job, row, h, &e.domain, p)
     }
 
+    /// Makes room for a list's `rows` (this shard's part of them).
     fn reserve(&mut self, rows: usize, record: bool) {
-        // Room for a quarter of this list's rows as new domains (its share of them).
-        let grow = rows / 4 / SHARDS;
+        // Room for a quarter of them as new domains.
+        let grow = rows / 4;
         self.doms.reserve(grow);
         self.hashes.reserve(grow);
         if record {
-            self.marks.reserve(rows / SHARDS);
+            self.marks.reserve(rows);
         }
         self.index.reserve(grow, &self.hashes);
     }
 
-    /// Folds the rows of `list` that belong to shard `me`.
+    /// Folds the rows of `list` that belong to shard `me` (its part of them).
     fn add_rows(&mut self, me: usize, job: &ListJob, list: &Compact) {
-        self.reserve(list.rows.len(), job.record);
+        let rows = &list.rows[me];
+        self.reserve(rows.len(), job.record);
         let import = job.import;
         // The list's comment ids in this shard's interner.
         let ids: Vec<u32> = (0..list.comments.len())
@@ -1009,23 +1011,13 @@ impl Shard {
             .collect();
         // The rows' slots are looked up (and so loaded) in batches before the updates look
         // them up again, so that their cache misses overlap.
-        const BATCH: usize = 64 * SHARDS;
-        let mut mine = [0u16; BATCH];
-        for (b, batch) in list.rows.chunks(BATCH).enumerate() {
-            // This shard's rows of the batch, by position (kept without a branch per row).
-            let mut n = 0;
-            for (k, r) in batch.iter().enumerate() {
-                mine[n] = k as u16;
-                n += usize::from(shard_of(r.hash) == me);
-            }
-            let mine = &mine[..n];
+        for batch in rows.chunks(64) {
             let mut touch = 0u32;
-            for &k in mine {
-                touch ^= self.index.touch(batch[k as usize].hash);
+            for r in batch {
+                touch ^= self.index.touch(r.hash);
             }
             std::hint::black_box(touch);
-            for &k in mine {
-                let (row, r) = (b * BATCH + k as usize, &batch[k as usize]);
+            for r in batch {
                 let p = Part {
                     severity: r.severity.min(job.cap),
                     reject_media: r.reject_media && import.reject_media,
@@ -1042,7 +1034,7 @@ impl Shard {
                         0
                     },
                 };
-                let m = self.fold(job, row, r.hash, list.str(r.dom), p);
+                let m = self.fold(job, r.ord as usize, r.hash, list.str(r.dom), p);
                 if job.record {
                     self.marks.push(m);
                 }
@@ -1140,7 +1132,7 @@ impl Merger {
             ..self.job(si)
         };
         for sh in &mut self.shards {
-            sh.reserve(list.entries.len(), job.record);
+            sh.reserve(list.entries.len() / SHARDS, job.record);
         }
         for (row, mut e) in list.entries.into_iter().enumerate() {
             prepare(job.import, job.cap, &mut e);

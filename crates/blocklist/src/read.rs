@@ -16,6 +16,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::domain::{is_canary, normalize_domain_ref};
+use crate::merge::{shard_of, SHARDS};
 use crate::types::{
     parse_bool, BlockEntry, Blocklist, Level, Location, ObfuscatedEntry, Problem, Severity,
 };
@@ -214,6 +215,8 @@ pub(crate) struct Row {
     pub pc: u32,
     /// Private comment id.
     pub pv: u32,
+    /// The row's place among the list's rows (order of first appearance).
+    pub ord: u32,
     pub severity: Severity,
     pub reject_media: bool,
     pub reject_reports: bool,
@@ -227,8 +230,10 @@ pub(crate) struct Compact {
     /// Distinct comments (id 0 is the empty comment).
     pub comments: Vec<Span>,
     comment_index: HashTable<u32>,
-    /// The valid blocks, one per domain (last row wins), in order of first appearance.
-    pub rows: Vec<Row>,
+    /// The valid blocks, one per domain (last row wins), split by the merge shard of their
+    /// domain ([`shard_of`] its hash), each part in order of first appearance: each shard's
+    /// thread reads only its own part.
+    pub rows: [Vec<Row>; SHARDS],
     pub obfuscated: Vec<ObfuscatedEntry>,
     pub problems: Vec<Problem>,
 }
@@ -267,10 +272,17 @@ impl Compact {
         id
     }
 
+    /// The rows in order of first appearance.
+    fn ordered(&self) -> Vec<&Row> {
+        let mut all: Vec<&Row> = self.rows.iter().flatten().collect();
+        all.sort_unstable_by_key(|r| r.ord);
+        all
+    }
+
     /// The rows as [`BlockEntry`] values.
     pub fn entries(&self) -> Vec<BlockEntry> {
-        self.rows
-            .iter()
+        self.ordered()
+            .into_iter()
             .map(|r| BlockEntry {
                 domain: self.str(r.dom).to_string(),
                 severity: r.severity,
@@ -295,7 +307,8 @@ impl Compact {
 
 struct Builder {
     list: Compact,
-    /// Indexes into `list.rows`, hashed by domain (no second copy of each domain).
+    /// Rows by [`Builder::at`] (`index * SHARDS + part`), hashed by domain (no second
+    /// copy of each domain).
     index: HashTable<u32>,
     /// The line (or item) of each entry's first appearance.
     first: Vec<u64>,
@@ -313,7 +326,7 @@ impl Builder {
                 text: String::new(),
                 comments: vec![(0, 0)],
                 comment_index: HashTable::new(),
-                rows: Vec::new(),
+                rows: Default::default(),
                 obfuscated: Vec::new(),
                 problems: Vec::new(),
             },
@@ -322,12 +335,20 @@ impl Builder {
         }
     }
 
+    /// The row an [`Builder::index`] value names.
+    fn at(rows: &[Vec<Row>; SHARDS], v: u32) -> &Row {
+        &rows[v as usize % SHARDS][(v as usize) / SHARDS]
+    }
+
     fn reserve(&mut self, n: usize) {
-        self.list.rows.reserve(n);
+        for part in &mut self.list.rows {
+            // A part's share, with room for an uneven split.
+            part.reserve(n / SHARDS + n / 16);
+        }
         self.first.reserve(n);
         self.list.text.reserve(n * 16);
         let rows = &self.list.rows;
-        self.index.reserve(n, |&j| rows[j as usize].hash);
+        self.index.reserve(n, |&v| Builder::at(rows, v).hash);
     }
 
     fn problem(&mut self, location: Location, level: Level, message: String) {
@@ -396,16 +417,17 @@ impl Builder {
         let pc = self.list.intern_comment(row.public_comment);
         let pv = self.list.intern_comment(row.private_comment);
         let h = hash_domain(domain);
+        let part = shard_of(h);
         let (rows, text) = (&self.list.rows, self.list.text.as_bytes());
-        // One probe: a new domain's index is the row about to be pushed.
-        let next = rows.len() as u32;
+        // One probe: a new domain's value is that of the row about to be pushed.
+        let next = (rows[part].len() * SHARDS + part) as u32;
         let found = match self.index.entry(
             h,
-            |&i| {
-                let s = rows[i as usize].dom;
+            |&v| {
+                let s = Builder::at(rows, v).dom;
                 text.get(s.0..s.1) == Some(domain.as_bytes())
             },
-            |&j| rows[j as usize].hash,
+            |&v| Builder::at(rows, v).hash,
         ) {
             Entry::Occupied(o) => Some(*o.get()),
             Entry::Vacant(v) => {
@@ -418,22 +440,25 @@ impl Builder {
             hash: h,
             pc,
             pv,
+            ord: self.first.len() as u32,
             severity,
             reject_media: row.reject_media,
             reject_reports: row.reject_reports,
             obfuscate: row.obfuscate,
         };
-        if let Some(i) = found {
-            let first = self.first[i as usize];
+        if let Some(v) = found {
+            let old = *Builder::at(&self.list.rows, v);
+            let first = self.first[old.ord as usize];
             let m = format!("{domain} repeats line/item {first}; the last row wins");
             self.problem(loc, Level::Warning, m);
-            r.dom = self.list.rows[i as usize].dom;
-            self.list.rows[i as usize] = r;
+            r.dom = old.dom;
+            r.ord = old.ord;
+            self.list.rows[part][v as usize / SHARDS] = r;
         } else {
             let start = self.list.text.len();
             self.list.text.push_str(domain);
             r.dom = (start, self.list.text.len());
-            self.list.rows.push(r);
+            self.list.rows[part].push(r);
             self.first.push(line);
         }
     }
