@@ -774,46 +774,57 @@ fn csv_finish(b: &mut Builder, st: &CsvState) {
     }
 }
 
-/// Bit `k` set where `blk[k]` is `,`, `"`, `\r` or `\n`. Written so that the compiler turns the
-/// comparisons into vector compares (one flag byte per input byte), then gathers each eight
-/// flag bytes into eight bits with one multiplication: flag byte `k` of `v` lands on bit
-/// `56 + k` of `v * 0x0102_0408_1020_4080`, and no two partial products overlap or carry.
-fn stops_mask(blk: &[u8; 64]) -> u64 {
+/// Bit `k` of the first mask set where `blk[k]` is `,`, `"`, `\r` or `\n`, of the second where
+/// it is `,`. Written so that the compiler turns the comparisons into vector compares (one flag
+/// byte per input byte), then gathers each eight flag bytes into eight bits with one
+/// multiplication: flag byte `k` of `v` lands on bit `56 + k` of `v * 0x0102_0408_1020_4080`,
+/// and no two partial products overlap or carry.
+fn stops_mask(blk: &[u8; 64]) -> (u64, u64) {
     let mut flags = [0u8; 64];
-    for (f, &c) in flags.iter_mut().zip(blk) {
-        *f = u8::from((c == b',') | (c == b'"') | (c == b'\r') | (c == b'\n'));
+    let mut commas = [0u8; 64];
+    for ((f, m), &c) in flags.iter_mut().zip(commas.iter_mut()).zip(blk) {
+        *m = u8::from(c == b',');
+        *f = *m | u8::from((c == b'"') | (c == b'\r') | (c == b'\n'));
     }
-    let mut m = 0u64;
-    for (j, w) in flags.chunks_exact(8).enumerate() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(w);
-        let v = u64::from_le_bytes(word);
-        m |= (v.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * j);
-    }
-    m
+    let gather = |flags: &[u8; 64]| {
+        let mut m = 0u64;
+        for (j, w) in flags.chunks_exact(8).enumerate() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(w);
+            let v = u64::from_le_bytes(word);
+            m |= (v.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * j);
+        }
+        m
+    };
+    (gather(&flags), gather(&commas))
 }
 
 /// The positions of the CSV stop bytes (`,` `"` `\r` `\n`) of a buffer, in order, found 64
 /// bytes at a time: the loop over a record's fields then has no data-dependent loop exits
-/// (a field's length does not decide a branch).
+/// (a field's length does not decide a branch), and whether a stop is a comma is known without
+/// reading it again.
 struct Stops<'a> {
     bytes: &'a [u8],
     /// Start of the current 64-byte block (always `< bytes.len()`, or 0).
     base: usize,
     /// The stops of the current block not yet returned (bit `k`: `bytes[base + k]`).
     mask: u64,
+    /// The commas of the current block.
+    commas: u64,
 }
 
 impl<'a> Stops<'a> {
     fn new(bytes: &'a [u8]) -> Stops<'a> {
+        let (mask, commas) = Stops::block(bytes, 0);
         Stops {
             bytes,
             base: 0,
-            mask: Stops::block(bytes, 0),
+            mask,
+            commas,
         }
     }
 
-    fn block(bytes: &[u8], base: usize) -> u64 {
+    fn block(bytes: &[u8], base: usize) -> (u64, u64) {
         match bytes
             .get(base..base + 64)
             .and_then(|s| <&[u8; 64]>::try_from(s).ok())
@@ -837,11 +848,17 @@ impl<'a> Stops<'a> {
                 return self.bytes.len();
             }
             self.base += 64;
-            self.mask = Stops::block(self.bytes, self.base);
+            (self.mask, self.commas) = Stops::block(self.bytes, self.base);
         }
         let p = self.base + self.mask.trailing_zeros() as usize;
         self.mask &= self.mask - 1;
         p
+    }
+
+    /// Whether `p`, the stop [`Stops::next`] just returned, is a comma (false after the end).
+    #[inline]
+    fn is_comma(&self, p: usize) -> bool {
+        p.wrapping_sub(self.base) < 64 && (self.commas >> (p - self.base)) & 1 == 1
     }
 }
 
@@ -869,6 +886,12 @@ fn fast_csv(bytes: &[u8], b: &mut Builder) -> bool {
         loop {
             // The stop ending this field (or, at `i`, its opening quote).
             let mut k = stops.next();
+            if stops.is_comma(k) {
+                // The common case: an unquoted field ending in a comma.
+                spans.push((i, k));
+                i = k + 1;
+                continue;
+            }
             if k == i && k < n && bytes[k] == b'"' {
                 // Quoted: commas inside are data; the closing quote must be followed by a
                 // stop other than `"` (or the end).
@@ -1268,9 +1291,17 @@ mod tests {
                 .filter(|&k| b",\"\r\n".contains(&bytes[k]))
                 .collect();
             let mut stops = Stops::new(&bytes);
-            let got: Vec<usize> =
-                std::iter::from_fn(|| Some(stops.next()).filter(|&p| p < len)).collect();
+            let mut commas = Vec::new();
+            let got: Vec<usize> = std::iter::from_fn(|| {
+                let p = stops.next();
+                commas.push(stops.is_comma(p));
+                Some(p).filter(|&p| p < len)
+            })
+            .collect();
             assert_eq!(got, naive, "{bytes:?}");
+            let naive_commas: Vec<bool> = got.iter().map(|&p| bytes[p] == b',').collect();
+            assert_eq!(commas[..got.len()], naive_commas[..], "{bytes:?}");
+            assert!(!commas[got.len()], "the end is not a comma");
             // After the last stop, the end, again and again.
             assert_eq!(stops.next(), len);
             assert_eq!(stops.next(), len);
