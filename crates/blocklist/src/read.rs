@@ -550,7 +550,7 @@ impl Layout {
             None => None,
         };
         let mut flags = [false; 3];
-        for (f, at) in flags.iter_mut().zip(self.flags) {
+        for (f, &at) in flags.iter_mut().zip(&self.flags) {
             if let Some(i) = at {
                 *f = exact_bool(raw(i).unwrap_or(b""))?;
             }
@@ -671,7 +671,7 @@ fn csv_record<'a>(
         );
         b.problem(Location::Line(line), Level::Warning, m);
     }
-    if let Some(row) = st.layout.and_then(|l| l.row(&field, raw)) {
+    if let Some(row) = st.layout.as_ref().and_then(|l| l.row(&field, raw)) {
         if bool_comment(row.public_comment) {
             st.bool_comments += 1;
         }
@@ -779,6 +779,7 @@ fn csv_finish(b: &mut Builder, st: &CsvState) {
 /// byte per input byte), then gathers each eight flag bytes into eight bits with one
 /// multiplication: flag byte `k` of `v` lands on bit `56 + k` of `v * 0x0102_0408_1020_4080`,
 /// and no two partial products overlap or carry.
+#[inline(always)]
 fn stops_mask(blk: &[u8; 64]) -> (u64, u64) {
     let mut flags = [0u8; 64];
     let mut commas = [0u8; 64];
@@ -786,17 +787,20 @@ fn stops_mask(blk: &[u8; 64]) -> (u64, u64) {
         *m = u8::from(c == b',');
         *f = *m | u8::from((c == b'"') | (c == b'\r') | (c == b'\n'));
     }
-    let gather = |flags: &[u8; 64]| {
-        let mut m = 0u64;
-        for (j, w) in flags.chunks_exact(8).enumerate() {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(w);
-            let v = u64::from_le_bytes(word);
-            m |= (v.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * j);
-        }
-        m
-    };
     (gather(&flags), gather(&commas))
+}
+
+/// Bit `k` set where `flags[k]` is 1 (each flag byte is 0 or 1; see [`stops_mask`]).
+#[inline(always)]
+fn gather(flags: &[u8; 64]) -> u64 {
+    let mut m = 0u64;
+    for (j, w) in flags.chunks_exact(8).enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(w);
+        let v = u64::from_le_bytes(word);
+        m |= (v.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * j);
+    }
+    m
 }
 
 /// The positions of the CSV stop bytes (`,` `"` `\r` `\n`) of a buffer, in order, found 64
