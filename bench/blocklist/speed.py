@@ -6,10 +6,15 @@ headline case is 200 lists x 20,000 rows, mergeplan max, pct threshold 10; the s
 covers 10/50/200 lists of 1,000 and 20,000 rows (FediBlockHole's 200 x 20,000 run is reused,
 so it runs once). The two outputs of every run are also compared byte for byte.
 
+The headline case is run REPEAT times per tool (environment variable, default 3), the tools
+alternating, and the ratio is that of the medians: on a shared machine one run of either tool
+can be off by a fifth or more, and a single pair of runs says little.
+
 Usage: speed.py GUILDHALL_BIN FEDIBLOCK_SYNC ROWS1K_DIR ROWS20K_DIR OUT_DIR
 """
 import os
 import re
+import statistics
 import subprocess
 import sys
 
@@ -42,35 +47,51 @@ def timed(cmd):
     cpu = sum(float(re.search(rf"{k} time \(seconds\): (\S+)", p.stderr).group(1)) for k in ("User", "System"))
     return secs, rss / 1024.0, cpu
 
-def run_pair(files, tag, with_fbh=True):
+def run_pair(files, tag, with_fbh=True, repeat=1):
+    """Each tool `repeat` times, alternating; returns each tool's median (wall, rss, cpu) (by
+    wall time), every run, and whether the outputs are byte-identical."""
     conf = conf_for(files, tag)
+    runs = {"fbh": [], "gh": []}
+    for _ in range(repeat):
+        for tool in (["fbh"] if with_fbh else []) + ["gh"]:
+            o = os.path.join(outdir, f"speed-{tag}.{tool}.csv")
+            cmd = ([fbh, "-c", conf, "-o", o, "--no-fetch-instance", "--no-push-instance", "--loglevel", "error"]
+                   if tool == "fbh" else [gh, "merge", "-c", conf, "-o", o])
+            runs[tool].append(timed(cmd))
     res = {}
-    for tool in (["fbh"] if with_fbh else []) + ["gh"]:
-        o = os.path.join(outdir, f"speed-{tag}.{tool}.csv")
-        cmd = ([fbh, "-c", conf, "-o", o, "--no-fetch-instance", "--no-push-instance", "--loglevel", "error"]
-               if tool == "fbh" else [gh, "merge", "-c", conf, "-o", o])
-        res[tool] = timed(cmd)
+    for tool, rs in runs.items():
+        if rs:
+            walls = sorted(r[0] for r in rs)
+            med = statistics.median(walls)
+            res[tool] = (med, statistics.median(r[1] for r in rs), statistics.median(r[2] for r in rs))
     same = None
     if with_fbh:
         with open(os.path.join(outdir, f"speed-{tag}.fbh.csv"), "rb") as a, \
              open(os.path.join(outdir, f"speed-{tag}.gh.csv"), "rb") as b:
             same = a.read() == b.read()
-    return res, same
+    return res, runs, same
 
 def files_of(d, n):
     return sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".csv"))[:n]
 
+repeat = int(os.environ.get("REPEAT", "3"))
 size = sum(os.path.getsize(p) for p in files_of(d20k, 200)) / 1e6
 print(f"## Headline: 200 lists x 20,000 rows ({size:.0f} MB), mergeplan max, pct threshold 10\n")
-big, same = run_pair(files_of(d20k, 200), "200x20000")
+load0 = open("/proc/loadavg").read().split()[0]
+big, big_runs, same = run_pair(files_of(d20k, 200), "200x20000", repeat=repeat)
 (ft, fm, fc), (gt, gm, gc) = big["fbh"], big["gh"]
 load = open("/proc/loadavg").read().split()[0]
+print(f"Median of {repeat} runs per tool, the tools alternating:\n")
 print("| tool | wall time (s) | CPU time, user+sys (s) | peak RSS (MB) |\n|---|---|---|---|")
 print(f"| FediBlockHole 0.4.6 | {ft:.2f} | {fc:.2f} | {fm:.0f} |")
 print(f"| guildhall blocklist merge | {gt:.2f} | {gc:.2f} | {gm:.0f} |")
-print(f"\nSpeed-up: **{ft / gt:.1f}x** wall, **{fc / gc:.1f}x** CPU; memory: **{gm / fm:.3f}** of "
-      f"FediBlockHole's peak (1/{fm / gm:.1f}). Outputs byte-identical: {same}. "
-      f"Load average after the run: {load}.\n")
+print(f"\nSpeed-up (ratio of the medians): **{ft / gt:.1f}x** wall, **{fc / gc:.1f}x** CPU; memory: "
+      f"**{gm / fm:.3f}** of FediBlockHole's peak (1/{fm / gm:.1f}). Outputs byte-identical: {same}. "
+      f"Load average before / after: {load0} / {load}.\n")
+for tool, name in (("fbh", "FediBlockHole"), ("gh", "Guildhall")):
+    print(f"Every run, {name} (wall / CPU s): "
+          + ", ".join(f"{w:.2f} / {c:.2f}" for w, _, c in big_runs[tool]))
+print()
 
 print("## Scaling (mergeplan max, pct 10)\n")
 print("| lists | rows/list | FBH wall (s) | FBH CPU (s) | FBH RSS (MB) | Guildhall wall (s) | Guildhall CPU (s) | Guildhall RSS (MB) | speed-up (wall / CPU) | identical |")
@@ -80,7 +101,7 @@ for rows, d in [(1000, d1k), (20000, d20k)]:
         if (n, rows) == (200, 20000):
             res, s = big, same
         else:
-            res, s = run_pair(files_of(d, n), f"{n}x{rows}")
+            res, _, s = run_pair(files_of(d, n), f"{n}x{rows}")
         (ft, fm, fc), (gt, gm, gc) = res["fbh"], res["gh"]
         print(f"| {n} | {rows} | {ft:.2f} | {fc:.2f} | {fm:.0f} | {gt:.3f} | {gc:.2f} | {gm:.0f} | "
               f"{ft / max(gt, 0.01):.1f}x / {fc / max(gc, 0.01):.1f}x | {s} |")
