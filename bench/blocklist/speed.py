@@ -8,7 +8,9 @@ so it runs once). The two outputs of every run are also compared byte for byte.
 
 The headline case is run REPEAT times per tool (environment variable, default 3), the tools
 alternating, and the ratio is that of the medians: on a shared machine one run of either tool
-can be off by a fifth or more, and a single pair of runs says little.
+can be off by a fifth or more, and a single pair of runs says little. Every timed run starts
+after a pause of COOLDOWN seconds (default 5): straight after a 40-second FediBlockHole run,
+ours measured about a tenth slower than after a pause.
 
 Usage: speed.py GUILDHALL_BIN FEDIBLOCK_SYNC ROWS1K_DIR ROWS20K_DIR OUT_DIR
 """
@@ -17,6 +19,7 @@ import re
 import statistics
 import subprocess
 import sys
+import time
 
 gh, fbh, d1k, d20k, outdir = sys.argv[1:6]
 os.makedirs(outdir, exist_ok=True)
@@ -36,7 +39,10 @@ def conf_for(files, tag):
         f.write("export_fields = ['reject_media', 'reject_reports', 'public_comment', 'obfuscate']\n")
     return path
 
+COOLDOWN = float(os.environ.get("COOLDOWN", "5"))
+
 def timed(cmd):
+    time.sleep(COOLDOWN)
     p = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True)
     if p.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{p.stderr[-2000:]}")
@@ -81,7 +87,7 @@ load0 = open("/proc/loadavg").read().split()[0]
 big, big_runs, same = run_pair(files_of(d20k, 200), "200x20000", repeat=repeat)
 (ft, fm, fc), (gt, gm, gc) = big["fbh"], big["gh"]
 load = open("/proc/loadavg").read().split()[0]
-print(f"Median of {repeat} runs per tool, the tools alternating:\n")
+print(f"Median of {repeat} runs per tool, the tools alternating, each after a {COOLDOWN:g} s pause:\n")
 print("| tool | wall time (s) | CPU time, user+sys (s) | peak RSS (MB) |\n|---|---|---|---|")
 print(f"| FediBlockHole 0.4.6 | {ft:.2f} | {fc:.2f} | {fm:.0f} |")
 print(f"| guildhall blocklist merge | {gt:.2f} | {gc:.2f} | {gm:.0f} |")
