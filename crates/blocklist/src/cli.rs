@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use rustc_hash::FxHashSet;
 
 use crate::diff::{diff, DiffOptions, Ownership};
+use crate::hash;
 use crate::merge::{
     allow_set, ImportFields, MergeOptions, MergePlan, Merger, SourceOptions, ThresholdType,
 };
@@ -585,7 +585,7 @@ fn merge_cmd(a: &MergeArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow:
         allow_lists.push(list.into_blocklist());
         Ok(())
     })?;
-    let allow: FxHashSet<String> = allow_set(allow_lists.iter(), &a.allow);
+    let allow: hash::Set<String> = allow_set(allow_lists.iter(), &a.allow);
     let result = merger.finish(&allow);
     if let Some(p) = &auditfile {
         let mut f = std::io::BufWriter::new(

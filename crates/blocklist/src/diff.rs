@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::parents;
+use crate::hash;
 use crate::types::{BlockEntry, Severity};
 
 /// The fields Guildhall pushes and compares (the private comment is Guildhall's stamp).
@@ -121,9 +121,9 @@ pub fn diff(
     own: &Ownership,
     opts: DiffOptions,
 ) -> Diff {
-    let cur: FxHashMap<&str, &BlockEntry> =
+    let cur: hash::Map<&str, &BlockEntry> =
         current.iter().map(|e| (e.domain.as_str(), e)).collect();
-    let want: FxHashMap<&str, &BlockEntry> =
+    let want: hash::Map<&str, &BlockEntry> =
         desired.iter().map(|e| (e.domain.as_str(), e)).collect();
     let mut d = Diff {
         ownership: own.clone(),

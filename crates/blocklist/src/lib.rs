@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod diff;
 pub mod domain;
+pub mod hash;
 pub mod merge;
 pub mod read;
 pub mod types;

@@ -8,13 +8,11 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use std::hash::BuildHasher;
-
 use hashbrown::HashTable;
-use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 use thiserror::Error;
 
 use crate::domain::{digest, parents};
+use crate::hash;
 use crate::read::Compact;
 use crate::types::{BlockEntry, Blocklist, ObfuscatedEntry, Severity};
 
@@ -446,11 +444,11 @@ struct Interner {
     toks: Vec<Option<u64>>,
     /// Per comment: how an accumulator holds it (see [`STR`]).
     reprs: Vec<u64>,
-    tokens: FxHashMap<String, u32>,
+    tokens: hash::Map<String, u32>,
     /// Token bit -> token text.
     names: Vec<String>,
     /// `merge_comments(a, b)` by interned ids, computed once per distinct pair.
-    merged: FxHashMap<(u32, u32), u32>,
+    merged: hash::Map<(u32, u32), u32>,
 }
 
 /// An accumulated comment is a `u64`: with `STR` set, an interned comment id; otherwise the
@@ -487,9 +485,9 @@ impl Interner {
             masks: vec![None],
             toks: vec![Some(0)],
             reprs: vec![0],
-            tokens: FxHashMap::default(),
+            tokens: hash::Map::default(),
             names: Vec::new(),
-            merged: FxHashMap::default(),
+            merged: hash::Map::default(),
         }
     }
 
@@ -530,7 +528,7 @@ impl Interner {
         if c.is_empty() {
             return 0;
         }
-        let h = FxBuildHasher.hash_one(c);
+        let h = hash::of(c);
         let (text, spans) = (&self.text, &self.spans);
         if let Some(&id) = self.index.find(h, |&i| {
             let s = spans[i as usize];
@@ -562,7 +560,7 @@ impl Interner {
         let (text, spans) = (&self.text, &self.spans);
         self.index.insert_unique(h, id, |&i| {
             let s = spans[i as usize];
-            FxBuildHasher.hash_one(&text[s.0..s.1])
+            hash::of(&text[s.0..s.1])
         });
         id
     }
@@ -833,7 +831,7 @@ impl Merger {
 
     /// A domain's index in `ids`.
     fn lookup(&self, ids: &Ids, d: &str) -> Option<usize> {
-        let h = FxBuildHasher.hash_one(d);
+        let h = hash::of(d);
         let s = shard_of(h);
         let sh = &self.shards[s];
         let i = sh.index.probe(h, d, &sh.doms, &sh.text).ok()?;
@@ -1110,7 +1108,7 @@ impl Merger {
 
     /// Folds a block of source `si` (prepared) into its shard; returns the shard and the vote.
     fn fold_entry(&mut self, job: &ListJob, row: usize, e: &BlockEntry) -> (usize, (u32, u32)) {
-        let h = FxBuildHasher.hash_one(e.domain.as_str());
+        let h = hash::of(e.domain.as_str());
         let s = shard_of(h);
         (s, self.shards[s].fold_entry(job, row, h, e))
     }
@@ -1182,7 +1180,7 @@ impl Merger {
 
     /// Finishes the merge: resolves digests, applies the threshold, the allowlist (exact
     /// domains, already normalised) and, with subdomain coverage, parent blocks.
-    pub fn finish(mut self, allow: &FxHashSet<String>) -> MergeResult {
+    pub fn finish(mut self, allow: &hash::Set<String>) -> MergeResult {
         if self.opts.no_audit && !self.opts.subdomains && self.pending.is_empty() {
             return self.finish_lean(allow);
         }
@@ -1207,8 +1205,8 @@ impl Merger {
         let mut digests_resolved = 0;
         if !self.pending.is_empty() {
             // (domain, source) of the votes added here.
-            let mut added: FxHashSet<(usize, usize)> = FxHashSet::default();
-            let by_digest: FxHashMap<String, String> = (0..ids.len())
+            let mut added: hash::Set<(usize, usize)> = hash::Set::default();
+            let by_digest: hash::Map<String, String> = (0..ids.len())
                 .map(|i| (digest(self.dom(&ids, i)), self.dom(&ids, i).to_string()))
                 .collect();
             for (si, e, d) in std::mem::take(&mut self.pending) {
@@ -1253,8 +1251,8 @@ impl Merger {
         let mut eff: Vec<Severity> = accs.iter().map(|a| a.severity).collect();
         if opts.subdomains {
             for i in 0..accs.len() {
-                let own: FxHashSet<u32> = votes.of(i).iter().map(|c| c >> 2).collect();
-                let mut extra: FxHashSet<u32> = FxHashSet::default();
+                let own: hash::Set<u32> = votes.of(i).iter().map(|c| c >> 2).collect();
+                let mut extra: hash::Set<u32> = hash::Set::default();
                 for p in parents(self.dom(&ids, i)) {
                     if let Some(j) = self.lookup(&ids, p) {
                         for &c in votes.of(j) {
@@ -1372,7 +1370,7 @@ impl Merger {
     /// [`Merger::finish`] without an audit, subdomain coverage or digests to resolve: each
     /// domain's outcome depends on its accumulator alone, so each shard picks and sorts its
     /// included blocks on a thread of its own, and the sorted runs are merged.
-    fn finish_lean(mut self, allow: &FxHashSet<String>) -> MergeResult {
+    fn finish_lean(mut self, allow: &hash::Set<String>) -> MergeResult {
         let opts = self.opts;
         let total_w: f64 = self.sources.iter().map(|s| s.weight).sum();
         // As in `finish`: not below the threshold (a NaN level is not below it).
@@ -1504,7 +1502,7 @@ impl Votes {
 pub fn merge(
     lists: &[(SourceOptions, &Blocklist)],
     opts: MergeOptions,
-    allow: &FxHashSet<String>,
+    allow: &hash::Set<String>,
 ) -> MergeResult {
     let mut m = Merger::new(opts);
     for (s, l) in lists {
@@ -1518,8 +1516,8 @@ pub fn merge(
 pub fn allow_set<'a>(
     lists: impl IntoIterator<Item = &'a Blocklist>,
     extra: &[String],
-) -> FxHashSet<String> {
-    let mut s: FxHashSet<String> = FxHashSet::default();
+) -> hash::Set<String> {
+    let mut s: hash::Set<String> = hash::Set::default();
     for l in lists {
         s.extend(l.entries.iter().map(|e| e.domain.clone()));
         // Obfuscated allowlist rows cannot match anything (FediBlockHole: same).
@@ -1661,7 +1659,7 @@ mod tests {
             import: ImportFields::all(),
             ..MergeOptions::default()
         };
-        let r = merge(&lists, o, &FxHashSet::default());
+        let r = merge(&lists, o, &hash::Set::default());
         let doms: Vec<&str> = r.entries.iter().map(|e| e.domain.as_str()).collect();
         assert_eq!(doms, ["x.com", "y.com", "z.com"]);
         assert_eq!(r.entries[0].severity, Suspend);
@@ -1669,13 +1667,13 @@ mod tests {
         o.plan = MergePlan::Min;
         o.threshold = 66.0;
         o.threshold_type = ThresholdType::Pct;
-        let r = merge(&lists, o, &FxHashSet::default());
+        let r = merge(&lists, o, &hash::Set::default());
         let doms: Vec<&str> = r.entries.iter().map(|e| e.domain.as_str()).collect();
         assert_eq!(doms, ["x.com", "y.com"]);
         assert_eq!(r.entries[0].severity, Silence);
         assert!(!r.entries[0].reject_media);
         assert_eq!(r.entries[1].severity, Silence);
-        let allow: FxHashSet<String> = ["y.com".to_string()].into_iter().collect();
+        let allow: hash::Set<String> = ["y.com".to_string()].into_iter().collect();
         let r = merge(&lists, o, &allow);
         assert_eq!(r.entries.len(), 1);
         let y = r.audit.iter().find(|a| a.domain == "y.com").unwrap();
@@ -1700,7 +1698,7 @@ mod tests {
         c.obfuscated = vec![hidden(Suspend)];
         let src = |n: &str| SourceOptions::new(n);
         let lists = [(src("a"), &a), (src("b"), &b), (src("c"), &c)];
-        let r = merge(&lists, MergeOptions::default(), &FxHashSet::default());
+        let r = merge(&lists, MergeOptions::default(), &hash::Set::default());
         assert_eq!(r.digests_resolved, 1);
         let s = r
             .audit
@@ -1740,7 +1738,7 @@ mod tests {
                         import: ImportFields::all(),
                         ..MergeOptions::default()
                     };
-                    let allow = FxHashSet::default();
+                    let allow = hash::Set::default();
                     let full = merge(&lists, o, &allow);
                     let lean = merge(
                         &lists,
@@ -1795,7 +1793,7 @@ mod tests {
         let doms: Vec<String> = (0..1000).map(|i| format!("d{i}.example")).collect();
         let mut per = [0usize; SHARDS];
         for d in &doms {
-            per[shard_of(FxBuildHasher.hash_one(d.as_str()))] += 1;
+            per[shard_of(hash::of(d.as_str()))] += 1;
         }
         for n in per {
             assert!(n > 1000 / SHARDS / 2, "{per:?}");
@@ -1817,7 +1815,7 @@ mod tests {
                         subdomains,
                         no_audit,
                     };
-                    let allow: FxHashSet<String> = ["d7.example".to_string()].into_iter().collect();
+                    let allow: hash::Set<String> = ["d7.example".to_string()].into_iter().collect();
                     let mut seq = Merger::new(o);
                     let mut par = Merger::new(o);
                     par.add_compact_parallel(|feed| {
@@ -1852,7 +1850,7 @@ mod tests {
             subdomains: true,
             ..MergeOptions::default()
         };
-        let allow = FxHashSet::default();
+        let allow = hash::Set::default();
         // A domain found covered no longer covers its subdomains: seen first, `x.s.d.example`
         // is covered by `s.d.example` (itself covered later); seen after it, by `d.example`.
         for (rows, by) in [
@@ -1904,7 +1902,7 @@ mod tests {
                     import: ImportFields::all(),
                     ..MergeOptions::default()
                 };
-                let allow: FxHashSet<String> = ["d1.example".to_string(), "d2.example".to_string()]
+                let allow: hash::Set<String> = ["d1.example".to_string(), "d2.example".to_string()]
                     .into_iter()
                     .collect();
                 let run = |o: MergeOptions| {
@@ -1986,7 +1984,7 @@ mod tests {
             threshold_type: ThresholdType::Pct,
             ..MergeOptions::default()
         };
-        let r = merge(&lists, o, &FxHashSet::default());
+        let r = merge(&lists, o, &hash::Set::default());
         // example.com: weight 3 of 5 = 60 %; a.example.com 4 of 5; b.example.com 1 of 5.
         let doms: Vec<&str> = r.entries.iter().map(|e| e.domain.as_str()).collect();
         assert_eq!(doms, ["a.example.com", "example.com"]);
@@ -1994,7 +1992,7 @@ mod tests {
             subdomains: true,
             ..o
         };
-        let r = merge(&lists, sub, &FxHashSet::default());
+        let r = merge(&lists, sub, &hash::Set::default());
         let doms: Vec<&str> = r.entries.iter().map(|e| e.domain.as_str()).collect();
         assert_eq!(doms, ["example.com"]);
         let b = r
@@ -2005,7 +2003,7 @@ mod tests {
         assert_eq!(b.source_list(), vec![(2, Silence)]);
         assert!((b.score - 0.8).abs() < 1e-9);
         assert_eq!(b.outcome, Outcome::CoveredBy("example.com".into()));
-        let allow: FxHashSet<String> = ["example.com".to_string()].into_iter().collect();
+        let allow: hash::Set<String> = ["example.com".to_string()].into_iter().collect();
         let r = merge(&lists, sub, &allow);
         assert!(r.entries.is_empty());
     }

@@ -7,15 +7,13 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
-use std::hash::BuildHasher;
-
 use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
-use rustc_hash::FxBuildHasher;
 use serde_json::Value;
 use thiserror::Error;
 
 use crate::domain::{is_canary, normalize_domain_ref};
+use crate::hash;
 use crate::merge::{shard_of, SHARDS};
 use crate::types::{
     parse_bool, BlockEntry, Blocklist, Level, Location, ObfuscatedEntry, Problem, Severity,
@@ -209,7 +207,7 @@ pub(crate) type Span = (usize, usize);
 pub(crate) struct Row {
     /// The normalised domain.
     pub dom: Span,
-    /// FxHash of the domain (computed once, reused by the merge).
+    /// Keyed hash of the domain ([`hash::of`]) (computed once, reused by the merge).
     pub hash: u64,
     /// Public comment id (into [`Compact::comments`]; 0 is the empty comment).
     pub pc: u32,
@@ -251,7 +249,7 @@ impl Compact {
         if c.is_empty() {
             return 0;
         }
-        let h = FxBuildHasher.hash_one(c);
+        let h = hash::of(c);
         // Compared as bytes: no character-boundary checks.
         let (text, comments) = (self.text.as_bytes(), &self.comments);
         if let Some(&id) = self.comment_index.find(h, |&i| {
@@ -267,7 +265,7 @@ impl Compact {
         let (text, comments) = (&self.text, &self.comments);
         self.comment_index.insert_unique(h, id, |&i| {
             let s = comments[i as usize];
-            FxBuildHasher.hash_one(&text[s.0..s.1])
+            hash::of(&text[s.0..s.1])
         });
         id
     }
@@ -315,7 +313,7 @@ struct Builder {
 }
 
 fn hash_domain(d: &str) -> u64 {
-    FxBuildHasher.hash_one(d)
+    hash::of(d)
 }
 
 impl Builder {
