@@ -134,8 +134,10 @@ pub struct DiffArgs {
 /// Runs one `guildhall blocklist` subcommand.
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    run_to(cmd, &mut stdout.lock(), &mut stderr.lock())
+    // Standard error is locked per write, not for the whole command: a merge's worker threads
+    // writing to it (`eprintln!`) would otherwise wait for the lock while the command waits
+    // for them.
+    run_to(cmd, &mut stdout.lock(), &mut std::io::stderr())
 }
 
 /// Runs a subcommand writing its report to `out` and diagnostics to `err`.
