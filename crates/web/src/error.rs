@@ -56,6 +56,10 @@ pub enum AppError {
     /// The request conflicts with the current state (409, `conflict`).
     #[error("{0}")]
     Conflict(String),
+    /// An instance cannot be linked because it has no working admin connection (409,
+    /// `instance_not_connected`); the message names what is missing.
+    #[error("{0}")]
+    NotConnected(String),
     /// An invitation that expired, was used, or was revoked (410, `gone`).
     #[error("{0}")]
     Gone(String),
@@ -92,7 +96,7 @@ impl AppError {
             AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Conflict(_) | AppError::NotConnected(_) => StatusCode::CONFLICT,
             AppError::Gone(_) => StatusCode::GONE,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -113,6 +117,7 @@ impl AppError {
             AppError::NotFound => "not_found",
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::Conflict(_) => "conflict",
+            AppError::NotConnected(_) => "instance_not_connected",
             AppError::Gone(_) => "gone",
             AppError::PayloadTooLarge(_) => "payload_too_large",
             AppError::UnsupportedMediaType => "unsupported_media_type",

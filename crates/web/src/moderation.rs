@@ -289,21 +289,6 @@ fn mod_err(e: ModError) -> AppError {
     }
 }
 
-/// The stable code of a link refused because the instance has no working admin connection.
-pub(crate) const NOT_CONNECTED_CODE: &str = "instance_not_connected";
-
-/// A 409 with the code [`NOT_CONNECTED_CODE`] and the message naming what is missing (the
-/// error layer renders it as JSON or as the error page).
-fn not_connected(message: String) -> Response {
-    let mut resp = StatusCode::CONFLICT.into_response();
-    resp.extensions_mut().insert(crate::error::ErrorBody {
-        code: NOT_CONNECTED_CODE.to_owned(),
-        message,
-        field: None,
-    });
-    resp
-}
-
 async fn scope(st: &AppState, ctx: &Ctx) -> Result<Scope, AppError> {
     let who = ctx.who()?;
     Scope::for_member(&st.db, who.account.id, ctx.org_id()?)
@@ -1883,7 +1868,7 @@ async fn link_page(
 ) -> Result<Response, AppError> {
     match do_link(&st, &ctx, &f).await? {
         Ok(_) => to_links(&ctx),
-        Err(m) => Ok(not_connected(m)),
+        Err(m) => Err(AppError::NotConnected(m)),
     }
 }
 
@@ -1922,7 +1907,7 @@ async fn api_link(
 ) -> Result<Response, AppError> {
     match do_link(&st, &ctx, &f).await? {
         Ok(link) => Ok(Json(json!({ "link": link })).into_response()),
-        Err(m) => Ok(not_connected(m)),
+        Err(m) => Err(AppError::NotConnected(m)),
     }
 }
 
