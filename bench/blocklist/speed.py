@@ -9,8 +9,8 @@ so it runs once). The two outputs of every run are also compared byte for byte.
 The headline case is run REPEAT times per tool (environment variable, default 3), the tools
 alternating, and the ratio is that of the medians: on a shared machine one run of either tool
 can be off by a fifth or more, and a single pair of runs says little. Every timed run starts
-after a pause of COOLDOWN seconds (default 5): straight after a 40-second FediBlockHole run,
-ours measured about a tenth slower than after a pause.
+after a pause of COOLDOWN seconds (default 5): in one test, straight after a 40-second
+FediBlockHole run, ours measured about a tenth slower than after a pause.
 
 Usage: speed.py GUILDHALL_BIN FEDIBLOCK_SYNC ROWS1K_DIR ROWS20K_DIR OUT_DIR
 """
