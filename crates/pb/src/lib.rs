@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod cli;
+mod hash;
 pub mod model;
 pub mod number;
 pub mod profile;

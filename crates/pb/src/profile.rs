@@ -1,7 +1,7 @@
 //! Ballots grouped by content (a "multiprofile"), the form every rule works on.
 
+use crate::hash::HashMap;
 use crate::model::{Election, VoteType};
-use rustc_hash::FxHashMap as HashMap;
 
 /// One distinct ballot and how many voters cast it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,9 +5,9 @@
 //! are recorded as [`Issue`]s carrying the line number and the line is skipped; only structural
 //! problems (missing sections or required columns, I/O errors) are fatal [`PbError`]s.
 
+use crate::hash::{HashMap, HashSet};
 use crate::model::{Election, Project, VoteType, Voter};
 use crate::number::{parse_decimal, NumberError, Q};
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::io::BufRead;
@@ -1063,7 +1063,7 @@ pub fn read_election_with<R: BufRead>(
     source: &str,
     keep_metadata: bool,
 ) -> Result<(Election, Vec<Issue>), PbError> {
-    use std::hash::{BuildHasher, BuildHasherDefault};
+    use std::hash::BuildHasher;
     let mut r = PbReader::new(input, source)?;
     r.keep_extra = keep_metadata;
     let extra = if keep_metadata {
@@ -1078,7 +1078,7 @@ pub fn read_election_with<R: BufRead>(
     let mut voters: Vec<Voter> = Vec::with_capacity(expect);
     // voter-id hash -> first voter with it; ids whose hash collides with another id are
     // tracked exactly in `overflow`
-    let hasher: BuildHasherDefault<rustc_hash::FxHasher> = BuildHasherDefault::default();
+    let hasher = foldhash::fast::RandomState::default();
     let mut seen: HashMap<u64, u32> = HashMap::with_capacity_and_hasher(expect, Default::default());
     let mut overflow: HashSet<String> = HashSet::default();
     while let Some(v) = r.next_vote()? {
