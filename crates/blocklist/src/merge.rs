@@ -708,7 +708,7 @@ pub fn apply_mergeplan(acc: &mut BlockEntry, new: &BlockEntry, plan: MergePlan) 
 
 /// How many bits of a domain's hash choose its [`Shard`] (the top bits; the table slots use
 /// the low ones).
-pub(crate) const SHARD_BITS: u32 = 1;
+const SHARD_BITS: u32 = 1;
 /// The number of shards: each folds its share of every list, on its own thread in
 /// [`Merger::add_compact_parallel`].
 pub(crate) const SHARDS: usize = 1 << SHARD_BITS;

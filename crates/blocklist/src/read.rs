@@ -312,10 +312,6 @@ struct Builder {
     first: Vec<u64>,
 }
 
-fn hash_domain(d: &str) -> u64 {
-    hash::of(d)
-}
-
 impl Builder {
     fn new(origin: &str) -> Builder {
         Builder {
@@ -414,7 +410,7 @@ impl Builder {
         };
         let pc = self.list.intern_comment(row.public_comment);
         let pv = self.list.intern_comment(row.private_comment);
-        let h = hash_domain(domain);
+        let h = hash::of(domain);
         let part = shard_of(h);
         let (rows, text) = (&self.list.rows, self.list.text.as_bytes());
         // One probe: a new domain's value is that of the row about to be pushed.

@@ -5,7 +5,7 @@
 //! are recorded as [`Issue`]s carrying the line number and the line is skipped; only structural
 //! problems (missing sections or required columns, I/O errors) are fatal [`PbError`]s.
 
-use crate::hash::{HashMap, HashSet};
+use crate::hash::{HashMap, HashSet, State};
 use crate::model::{Election, Project, VoteType, Voter};
 use crate::number::{parse_decimal, NumberError, Q};
 use serde::Serialize;
@@ -1078,7 +1078,7 @@ pub fn read_election_with<R: BufRead>(
     let mut voters: Vec<Voter> = Vec::with_capacity(expect);
     // voter-id hash -> first voter with it; ids whose hash collides with another id are
     // tracked exactly in `overflow`
-    let hasher = foldhash::fast::RandomState::default();
+    let hasher = State::default();
     let mut seen: HashMap<u64, u32> = HashMap::with_capacity_and_hasher(expect, Default::default());
     let mut overflow: HashSet<String> = HashSet::default();
     while let Some(v) = r.next_vote()? {
