@@ -609,14 +609,19 @@ fn exact_severity(v: &[u8]) -> Option<Severity> {
 }
 
 /// Does a public comment hold a boolean (a sign of a mislabelled header)?
+#[inline]
 fn bool_comment(c: &str) -> bool {
-    // Longer than `false` and starting and ending with ASCII other than whitespace (so
-    // nothing to trim): not one.
-    let solid = |b: Option<&u8>| b.is_some_and(|c| c.is_ascii() && !c.is_ascii_whitespace());
-    if c.len() > 5 && solid(c.as_bytes().first()) && solid(c.as_bytes().last()) {
+    // Shorter than `true` (trimming only shortens): not one. Starting and ending with ASCII
+    // other than whitespace: nothing to trim.
+    if c.len() < 4 {
         return false;
     }
-    let t = c.trim();
+    let solid = |b: Option<&u8>| b.is_some_and(|c| c.is_ascii() && !c.is_ascii_whitespace());
+    let t = if solid(c.as_bytes().first()) && solid(c.as_bytes().last()) {
+        c
+    } else {
+        c.trim()
+    };
     t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false")
 }
 
@@ -1168,6 +1173,18 @@ fn read_rapidblock_json(bytes: &[u8], b: &mut Builder) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The shortcuts of [`bool_comment`] give what trimming and comparing gives.
+        #[test]
+        fn bool_comment_is_a_trimmed_boolean(
+            c in "[ \t\u{a0}\u{2003}]{0,2}(true|TRUE|false|FaLsE|tru|fals|spam|x|)[ \t\u{a0}\u{2003}e]{0,2}"
+        ) {
+            let t = c.trim();
+            let expected = t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false");
+            proptest::prop_assert_eq!(bool_comment(&c), expected);
+        }
+    }
 
     #[test]
     fn exact_spellings_only() {
