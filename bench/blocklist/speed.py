@@ -80,9 +80,17 @@ def run_pair(files, tag, with_fbh=True, repeat=1):
 def files_of(d, n):
     return sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".csv"))[:n]
 
+def fbh_python():
+    """The version and executable of the Python that runs FediBlockHole."""
+    py = os.path.join(os.path.dirname(fbh), "python3")
+    p = subprocess.run([py, "-c", "import sys, sysconfig; print(sys.version.split()[0], sys._base_executable)"],
+                       capture_output=True, text=True)
+    return p.stdout.strip() or "unknown"
+
 repeat = int(os.environ.get("REPEAT", "3"))
 size = sum(os.path.getsize(p) for p in files_of(d20k, 200)) / 1e6
 print(f"## Headline: 200 lists x 20,000 rows ({size:.0f} MB), mergeplan max, pct threshold 10\n")
+print(f"FediBlockHole runs on Python {fbh_python()}.\n")
 load0 = open("/proc/loadavg").read().split()[0]
 big, big_runs, same = run_pair(files_of(d20k, 200), "200x20000", repeat=repeat)
 (ft, fm, fc), (gt, gm, gc) = big["fbh"], big["gh"]
