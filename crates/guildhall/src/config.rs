@@ -61,7 +61,8 @@ pub struct Flags {
     #[arg(long, value_name = "N")]
     pub worker_concurrency: Option<usize>,
     /// Let server-side requests (instances, blocklist URLs and feeds) reach loopback, private
-    /// and link-local addresses. Off by default: users type those URLs.
+    /// and link-local addresses. Off by default: users type those URLs. While off, no proxy
+    /// is used (`HTTP_PROXY`/`HTTPS_PROXY` are ignored): a proxy would reach them for us.
     #[arg(long)]
     pub allow_private_addresses: bool,
 }

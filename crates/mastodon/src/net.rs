@@ -8,7 +8,10 @@
 //! - host names are resolved by [`PublicResolver`], which drops non-public addresses (so a
 //!   name that resolves to `127.0.0.1` fails, also when it is a redirect target);
 //! - IP-literal URLs skip any resolver, so they are checked by [`check_url`] before a request
-//!   and by the redirect policy [`apply`] installs for redirect targets.
+//!   and by the redirect policy [`apply`] installs for redirect targets;
+//! - no proxy is used, not even one named by `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY`: a proxy
+//!   resolves and connects to the target itself, out of the guard's reach (an egress proxy
+//!   must then do its own filtering, with [`Outbound::Any`]).
 
 use std::error::Error as StdError;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -190,14 +193,17 @@ impl Resolve for PublicResolver {
     }
 }
 
-/// Applies `outbound` to a reqwest client builder: with [`Outbound::PublicOnly`] it installs
-/// [`PublicResolver`] and a redirect policy that checks IP-literal targets (at most 5
-/// redirects). With [`Outbound::Any`] the builder is returned unchanged.
+/// Applies `outbound` to a reqwest client builder: with [`Outbound::PublicOnly`] it turns
+/// proxies off (also those from the environment), installs [`PublicResolver`] and a redirect
+/// policy that checks IP-literal targets (at most 5 redirects). With [`Outbound::Any`] the
+/// builder is returned unchanged.
 pub fn apply(builder: reqwest::ClientBuilder, outbound: Outbound) -> reqwest::ClientBuilder {
     match outbound {
         Outbound::Any => builder,
-        Outbound::PublicOnly => builder.dns_resolver(Arc::new(PublicResolver)).redirect(
-            reqwest::redirect::Policy::custom(|attempt| {
+        Outbound::PublicOnly => builder
+            .no_proxy()
+            .dns_resolver(Arc::new(PublicResolver))
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
                 if attempt.previous().len() >= MAX_REDIRECTS {
                     let url = attempt.url().to_string();
                     return attempt.error(Refused::TooManyRedirects { url });
@@ -206,8 +212,7 @@ pub fn apply(builder: reqwest::ClientBuilder, outbound: Outbound) -> reqwest::Cl
                     Ok(()) => attempt.follow(),
                     Err(e) => attempt.error(e),
                 }
-            }),
-        ),
+            })),
     }
 }
 

@@ -114,3 +114,39 @@ async fn public_only_does_not_follow_redirects_to_private_addresses() {
         assert_eq!(body, "reached");
     }
 }
+
+/// A proxy would fetch any target itself, out of the guard's reach: `PublicOnly` sends nothing
+/// through one (this one stands in for `HTTPS_PROXY` in the environment), `Any` does.
+#[tokio::test]
+async fn public_only_sends_nothing_through_a_proxy() {
+    use guildhall_mastodon::net;
+
+    async fn serve(body: &'static str) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback(move || async move { body });
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        addr
+    }
+    // The target, pinned as a name (standing in for a public host), and the proxy.
+    let target = serve("direct").await;
+    let proxy = serve("through the proxy").await;
+    let fetch = |outbound| async move {
+        let proxy = reqwest::Proxy::all(format!("http://{proxy}")).unwrap();
+        net::apply(reqwest::Client::builder().proxy(proxy), outbound)
+            .resolve("public.test", target)
+            .build()
+            .unwrap()
+            .get(format!("http://public.test:{}/x", target.port()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert_eq!(fetch(Outbound::PublicOnly).await, "direct");
+    assert_eq!(fetch(Outbound::Any).await, "through the proxy");
+}
