@@ -20,6 +20,7 @@ pub struct FileConfig {
     base_url: Option<String>,
     body_limit: Option<usize>,
     upload_limit: Option<usize>,
+    webhook_limit: Option<usize>,
     session_lifetime_secs: Option<u64>,
     invitation_lifetime_secs: Option<u64>,
     secure_cookies: Option<bool>,
@@ -82,6 +83,8 @@ pub struct Config {
     pub body_limit: usize,
     /// Body limit in bytes of the routes that take an uploaded file (blocklist sources).
     pub upload_limit: usize,
+    /// Body limit in bytes of the webhook route (member instances' deliveries).
+    pub webhook_limit: usize,
     /// Sign-in lifetime.
     pub session_lifetime: Duration,
     /// Invitation lifetime.
@@ -125,6 +128,7 @@ impl std::fmt::Debug for Config {
             .field("base_url", &self.base_url)
             .field("body_limit", &self.body_limit)
             .field("upload_limit", &self.upload_limit)
+            .field("webhook_limit", &self.webhook_limit)
             .field("session_lifetime", &self.session_lifetime)
             .field("invitation_lifetime", &self.invitation_lifetime)
             .field("secure_cookies", &self.secure_cookies)
@@ -248,6 +252,9 @@ impl Config {
             upload_limit: parse_env(env, "GUILDHALL_UPLOAD_LIMIT")?
                 .or(file.upload_limit)
                 .unwrap_or(16 * 1024 * 1024),
+            webhook_limit: parse_env(env, "GUILDHALL_WEBHOOK_LIMIT")?
+                .or(file.webhook_limit)
+                .unwrap_or(1024 * 1024),
             session_lifetime: Duration::from_secs(
                 parse_env(env, "GUILDHALL_SESSION_LIFETIME_SECS")?
                     .or(file.session_lifetime_secs)
@@ -309,6 +316,9 @@ impl Config {
         if config.upload_limit == 0 {
             bail!("upload_limit must be at least 1 byte");
         }
+        if config.webhook_limit == 0 {
+            bail!("webhook_limit must be at least 1 byte");
+        }
         Ok(config)
     }
 }
@@ -338,9 +348,24 @@ mod tests {
         assert_eq!(c.secret_key_file, PathBuf::from("guildhall.key"));
         assert!(!c.worker.test_jobs);
         assert_eq!(
-            (c.body_limit, c.upload_limit),
-            (64 * 1024, 16 * 1024 * 1024)
+            (c.body_limit, c.upload_limit, c.webhook_limit),
+            (64 * 1024, 16 * 1024 * 1024, 1024 * 1024)
         );
+    }
+
+    #[test]
+    fn webhook_limit_from_the_environment() {
+        let e = env(&[("GUILDHALL_WEBHOOK_LIMIT", "2000")]);
+        let c = Config::build(&Flags::default(), &e).unwrap();
+        assert_eq!((c.body_limit, c.webhook_limit), (64 * 1024, 2000));
+        for bad in ["0", "lots"] {
+            let e = env(&[("GUILDHALL_WEBHOOK_LIMIT", bad)]);
+            let err = format!("{:#}", Config::build(&Flags::default(), &e).unwrap_err());
+            assert!(
+                err.contains("webhook_limit") || err.contains("GUILDHALL_WEBHOOK_LIMIT"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -226,6 +226,7 @@ pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             base_url: base_url.clone(),
             body_limit: config.body_limit,
             upload_limit: config.upload_limit,
+            webhook_limit: config.webhook_limit,
             session_lifetime: config.session_lifetime,
             invitation_lifetime: config.invitation_lifetime,
             secure_cookies: config.secure_cookies,

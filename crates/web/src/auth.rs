@@ -338,7 +338,7 @@ async fn guard_inner(g: &GuardState, req: Request) -> Result<(Request, Option<St
         && ct.is_some_and(|c| c.trim_start().starts_with("application/json"));
     let fields = if raw_json {
         Fields::empty()
-    } else if g.spec.uploads && crate::input::is_multipart(ct) {
+    } else if g.spec.body == crate::routes::BodySize::Upload && crate::input::is_multipart(ct) {
         // A form with a file (upload routes): read within the same limit, same CSRF check.
         crate::input::parse_multipart(ct.unwrap_or_default(), bytes.clone()).await?
     } else {

@@ -56,6 +56,9 @@ pub struct WebConfig {
     /// The largest body accepted by the routes that take an uploaded file (those marked
     /// [`routes::RouteSpec::uploads`]), in bytes; larger ones get 413.
     pub upload_limit: usize,
+    /// The largest body accepted by the webhook route (a Mastodon `report.created` delivery
+    /// carries the whole report with its statuses), in bytes; larger ones get 413.
+    pub webhook_limit: usize,
     /// How long a sign-in lasts.
     pub session_lifetime: Duration,
     /// How long an invitation link stays usable.
@@ -70,6 +73,7 @@ impl Default for WebConfig {
             base_url: "http://127.0.0.1:8080".to_owned(),
             body_limit: 64 * 1024,
             upload_limit: 16 * 1024 * 1024,
+            webhook_limit: 1024 * 1024,
             session_lifetime: Duration::from_secs(14 * 24 * 3600),
             invitation_lifetime: Duration::from_secs(7 * 24 * 3600),
             secure_cookies: false,

@@ -194,25 +194,43 @@ pub struct RouteSpec {
     pub summary: &'static str,
     /// The body fields it reads (empty: no body).
     pub fields: &'static [Field],
-    /// Whether it takes an uploaded file, so its body may be as large as
-    /// [`WebConfig::upload_limit`](crate::WebConfig::upload_limit) rather than
-    /// [`WebConfig::body_limit`](crate::WebConfig::body_limit). Set with [`RouteSpec::uploading`].
-    pub uploads: bool,
+    /// Which limit its body is read under.
+    pub body: BodySize,
+}
+
+/// Which limit a route's body is read under (larger bodies get 413).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodySize {
+    /// Forms and JSON: [`WebConfig::body_limit`](crate::WebConfig::body_limit).
+    Normal,
+    /// An uploaded file: [`WebConfig::upload_limit`](crate::WebConfig::upload_limit). Set with
+    /// [`RouteSpec::uploading`].
+    Upload,
+    /// A member instance's webhook delivery, which carries a whole report with its statuses:
+    /// [`WebConfig::webhook_limit`](crate::WebConfig::webhook_limit). Set with
+    /// [`RouteSpec::receiving_webhooks`].
+    Webhook,
 }
 
 impl RouteSpec {
-    /// The same route, marked as taking an uploaded file (see [`RouteSpec::uploads`]).
+    /// The same route, marked as taking an uploaded file.
     pub const fn uploading(mut self) -> RouteSpec {
-        self.uploads = true;
+        self.body = BodySize::Upload;
+        self
+    }
+
+    /// The same route, marked as receiving webhook deliveries.
+    pub const fn receiving_webhooks(mut self) -> RouteSpec {
+        self.body = BodySize::Webhook;
         self
     }
 
     /// The largest body this route accepts under `config`.
     pub fn body_limit(&self, config: &crate::WebConfig) -> usize {
-        if self.uploads {
-            config.upload_limit
-        } else {
-            config.body_limit
+        match self.body {
+            BodySize::Normal => config.body_limit,
+            BodySize::Upload => config.upload_limit,
+            BodySize::Webhook => config.webhook_limit,
         }
     }
 }
@@ -229,7 +247,7 @@ macro_rules! route {
             access: $access,
             summary: $summary,
             fields: $fields,
-            uploads: false,
+            body: $crate::routes::BodySize::Normal,
         }
     };
     ($id:ident, $m:ident, $path:literal, $surface:ident, $access:expr, $summary:literal, $fields:expr) => {
@@ -241,7 +259,7 @@ macro_rules! route {
             access: $access,
             summary: $summary,
             fields: $fields,
-            uploads: false,
+            body: BodySize::Normal,
         }
     };
 }
@@ -799,7 +817,8 @@ static CORE: &[RouteSpec] = &[
         Public,
         "Mastodon webhook deliveries (X-Hub-Signature checked)",
         &[]
-    ),
+    )
+    .receiving_webhooks(),
 ];
 
 /// The handler of a route, answering `filter`.

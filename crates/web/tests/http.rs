@@ -11,7 +11,7 @@ use axum::http::{Method, StatusCode};
 use common::*;
 use guildhall_db::db_test;
 use guildhall_web::auth::Access;
-use guildhall_web::routes::{RouteSpec, Surface, ROUTES};
+use guildhall_web::routes::{BodySize, RouteSpec, Surface, ROUTES};
 
 /// `spec.path` with `{org}` set to `org`, `{token}` to an invitation-like token and every
 /// other `{param}` to `1`, so handlers get past their path parameters to the body checks.
@@ -89,7 +89,7 @@ async fn check_bad_bodies(
     if r.status != StatusCode::PAYLOAD_TOO_LARGE {
         failures.push(format!("{what}: oversized body gave {}", r.status));
     }
-    if spec.uploads {
+    if spec.body == BodySize::Upload {
         // Over the general limit but within the upload limit: read (then refused as
         // malformed, not as too large).
         let r = c
@@ -186,7 +186,7 @@ db_test!(
             check_bad_bodies(&mut c, spec, &path, &config, &mut failures).await;
         }
         // The upload routes exist (and only they take the larger limit).
-        assert!(ROUTES.iter().filter(|r| r.uploads).count() >= 2);
+        assert!(ROUTES.iter().filter(|r| r.body == BodySize::Upload).count() >= 2);
         assert!(
             failures.is_empty(),
             "{} failures:\n{}",

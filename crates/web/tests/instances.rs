@@ -431,6 +431,26 @@ db_test!(
         assert_eq!(db.webhook_deliveries(id).await.unwrap().len(), 3);
         assert_eq!(webhook_jobs(&db).await, 3);
 
+        // A report with many statuses is far over the general body limit: read under the
+        // webhook limit, stored whole.
+        let status = format!(r#"{{"id":"1","content":"<p>{}</p>"}}"#, "x".repeat(2000));
+        let statuses = vec![status; 3 * BODY_LIMIT / 2000];
+        let big = format!(
+            r#"{{"event":"report.created","created_at":"2026-11-26T11:00:00.000Z","object":{{"id":"78","statuses":[{}]}}}}"#,
+            statuses.join(",")
+        );
+        assert!(big.len() > 2 * BODY_LIMIT);
+        let r = post(
+            Some(sign(secret.as_bytes(), big.as_bytes())),
+            big.clone().into_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let rows = db.webhook_deliveries(id).await.unwrap();
+        assert_eq!(rows.len(), 4);
+        assert!(rows.iter().any(|w| w.body == big));
+        assert_eq!(webhook_jobs(&db).await, 4);
+
         // No such instance: 404.
         let mut cl = anon.clone();
         let r = cl
@@ -461,7 +481,7 @@ db_test!(
         assert_eq!(r.status, StatusCode::FORBIDDEN);
         let r = post(Some(sign(fresh.as_bytes(), body3)), body3.to_vec()).await;
         assert_eq!(r.status, StatusCode::OK);
-        assert_eq!(db.webhook_deliveries(id).await.unwrap().len(), 4);
+        assert_eq!(db.webhook_deliveries(id).await.unwrap().len(), 5);
 
         // Disconnected: deliveries are refused until the instance is connected again.
         let r = c
@@ -471,8 +491,8 @@ db_test!(
         let body4 = br#"{"event":"report.updated","created_at":"2026-11-26T12:00:00.000Z","object":{"id":"79"}}"#;
         let r = post(Some(sign(fresh.as_bytes(), body4)), body4.to_vec()).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
-        assert_eq!(db.webhook_deliveries(id).await.unwrap().len(), 4);
-        assert_eq!(webhook_jobs(&db).await, 4);
+        assert_eq!(db.webhook_deliveries(id).await.unwrap().len(), 5);
+        assert_eq!(webhook_jobs(&db).await, 5);
     }
 );
 
