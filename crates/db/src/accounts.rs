@@ -3,7 +3,8 @@
 use guildhall_core::{AccountId, Email, Name, Password, Timestamp};
 use serde::Serialize;
 
-use crate::{on_pool, parse_stored, Db, DbError};
+use crate::audit::{append_made, AuditWith};
+use crate::{on_pool, on_tx, parse_stored, Db, DbError};
 
 /// An account as stored (without its password hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -96,21 +97,34 @@ impl Db {
 
     /// Creates an account. [`DbError::Conflict`] if the e-mail is taken.
     pub async fn create_account(&self, new: &NewAccount) -> Result<Account, DbError> {
+        self.create_account_audited(new, |_| None).await
+    }
+
+    /// [`Db::create_account`], recording `audit`'s entry in the same transaction.
+    pub async fn create_account_audited(
+        &self,
+        new: &NewAccount,
+        audit: impl AuditWith<Account>,
+    ) -> Result<Account, DbError> {
         let hash = hash_password(&new.password).await?;
         let now = Timestamp::now();
         let sql = format!(
             "INSERT INTO accounts (email, display_name, password_hash, site_admin, created_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING {ACCOUNT_COLUMNS}"
         );
-        let row: AccountRow = on_pool!(self, p => sqlx::query_as(&sql)
+        let mut tx = self.begin().await?;
+        let row: AccountRow = on_tx!(&mut tx, c => sqlx::query_as(&sql)
             .bind(new.email.as_str())
             .bind(new.display_name.as_str())
             .bind(&hash)
             .bind(new.site_admin)
             .bind(now.millis())
-            .fetch_one(p).await)
+            .fetch_one(c).await)
         .map_err(DbError::conflict("an account with this e-mail"))?;
-        account_from_row(row)
+        let account = account_from_row(row)?;
+        append_made(&mut tx, audit, &account).await?;
+        tx.commit().await?;
+        Ok(account)
     }
 
     /// The account with this id.

@@ -139,6 +139,25 @@ fn entry_from_row(r: EntryRow) -> AuditEntry {
     }
 }
 
+/// The audit entry a change records about itself, made from the change's result (`None`: no
+/// entry, e.g. when nothing changed). The `*_audited` methods append it in the change's own
+/// transaction, so the change is never stored without its entry, nor the entry without it.
+pub trait AuditWith<T>: FnOnce(&T) -> Option<NewAuditEntry> + Send {}
+
+impl<T, F: FnOnce(&T) -> Option<NewAuditEntry> + Send> AuditWith<T> for F {}
+
+/// Appends the entry `audit` makes of `result`, if any, inside `tx`.
+pub(crate) async fn append_made<T>(
+    tx: &mut Tx,
+    audit: impl AuditWith<T>,
+    result: &T,
+) -> Result<(), DbError> {
+    if let Some(entry) = audit(result) {
+        append_in(tx, &entry).await?;
+    }
+    Ok(())
+}
+
 /// Appends an entry inside the caller's transaction (so that the entry is recorded if and only
 /// if the change it describes is committed).
 pub async fn append_in(tx: &mut Tx, new: &NewAuditEntry) -> Result<AuditEntry, DbError> {
@@ -309,6 +328,72 @@ mod tests {
             after: Some(json!({"n": i + 1, "s": "ü\"x"})),
         }
     }
+
+    db_test!(
+        a_change_and_its_audit_entry_are_stored_together,
+        |db| async move {
+            use crate::orgs::tests::account;
+            use crate::orgs::NewOrganisation;
+            use guildhall_core::Role;
+            let ada = account(&db, "ada@example.org").await;
+            let bob = account(&db, "bob@example.org").await;
+            let coop = NewOrganisation::cooperative("Co-op".parse().unwrap());
+            let org = db
+                .create_organisation_audited(&coop, ada, |o| Some(entry(o.id.0 as usize)))
+                .await
+                .unwrap();
+            assert_eq!(db.audit_entries(None, None, 10).await.unwrap().len(), 1);
+            let invitation = crate::invitations::NewInvitation {
+                org_id: org.id,
+                role: Role::Member,
+                email: None,
+                invited_by: ada,
+                ttl: std::time::Duration::from_secs(60),
+            };
+            let (_, inv) = db
+                .create_invitation_audited(&invitation, |_| Some(entry(2)))
+                .await
+                .unwrap();
+            assert_eq!(db.audit_entries(None, None, 10).await.unwrap().len(), 2);
+            // No entry made: none stored.
+            let (token, _) = db
+                .create_invitation_audited(&invitation, |_| None)
+                .await
+                .unwrap();
+            db.accept_invitation(&token, bob).await.unwrap();
+            db.revoke_invitation_audited(org.id, inv.id, |_| None)
+                .await
+                .unwrap();
+            assert_eq!(db.audit_entries(None, None, 10).await.unwrap().len(), 2);
+
+            // Every append fails once the chain's head is gone: the changes roll back with it.
+            on_pool!(&db, p => sqlx::query("DELETE FROM audit_head").execute(p).await.map(|r| r.rows_affected())).unwrap();
+            let other = NewOrganisation::cooperative("Other".parse().unwrap());
+            assert!(db
+                .create_organisation_audited(&other, bob, |_| Some(entry(3)))
+                .await
+                .is_err());
+            assert_eq!(db.organisations_of(bob).await.unwrap().len(), 1);
+            let name = "ci".parse().unwrap();
+            let scopes = [guildhall_core::Scope::Read];
+            assert!(db
+                .create_api_token_audited(ada, &name, &scopes, None, |_| Some(entry(4)))
+                .await
+                .is_err());
+            assert!(db.api_tokens(ada).await.unwrap().is_empty());
+            assert!(db
+                .set_role_audited(org.id, bob, Role::Admin, |_| Some(entry(5)))
+                .await
+                .is_err());
+            assert_eq!(db.role_of(bob, org.id).await.unwrap(), Some(Role::Member));
+            // Without an entry to record, the same change goes through.
+            db.create_organisation_audited(&other, bob, |_| None)
+                .await
+                .unwrap();
+            assert_eq!(db.organisations_of(bob).await.unwrap().len(), 2);
+            assert_eq!(db.audit_entries(None, None, 10).await.unwrap().len(), 2);
+        }
+    );
 
     db_test!(
         audit_chain_verifies_and_names_first_altered_entry,

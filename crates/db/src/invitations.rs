@@ -6,6 +6,7 @@ use std::time::Duration;
 use guildhall_core::{AccountId, Email, InvitationId, OrgId, Role, Timestamp};
 use serde::Serialize;
 
+use crate::audit::{append_made, AuditWith};
 use crate::orgs::insert_membership;
 use crate::{on_pool, on_tx, parse_stored, Db, DbError, SecretToken};
 
@@ -94,13 +95,23 @@ impl Db {
         &self,
         new: &NewInvitation,
     ) -> Result<(SecretToken, Invitation), DbError> {
+        self.create_invitation_audited(new, |_| None).await
+    }
+
+    /// [`Db::create_invitation`], recording `audit`'s entry in the same transaction.
+    pub async fn create_invitation_audited(
+        &self,
+        new: &NewInvitation,
+        audit: impl AuditWith<Invitation>,
+    ) -> Result<(SecretToken, Invitation), DbError> {
         let token = SecretToken::generate("inv_");
         let now = Timestamp::now();
         let sql = format!(
             "INSERT INTO invitations (org_id, token_hash, role, email, invited_by, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {INV_COLUMNS}"
         );
-        let row: InvRow = on_pool!(self, p => sqlx::query_as(&sql)
+        let mut tx = self.begin().await?;
+        let row: InvRow = on_tx!(&mut tx, c => sqlx::query_as(&sql)
             .bind(new.org_id.0)
             .bind(token.hash())
             .bind(new.role.as_str())
@@ -108,8 +119,11 @@ impl Db {
             .bind(new.invited_by.0)
             .bind(now.millis())
             .bind(now.plus(new.ttl).millis())
-            .fetch_one(p).await)?;
-        Ok((token, inv_from_row(row)?))
+            .fetch_one(c).await)?;
+        let inv = inv_from_row(row)?;
+        append_made(&mut tx, audit, &inv).await?;
+        tx.commit().await?;
+        Ok((token, inv))
     }
 
     /// The invitation behind a link's token (open or not).
@@ -134,11 +148,26 @@ impl Db {
 
     /// Revokes an open invitation of `org`. Returns whether one was revoked.
     pub async fn revoke_invitation(&self, org: OrgId, id: InvitationId) -> Result<bool, DbError> {
-        let done = on_pool!(self, p => sqlx::query(
+        self.revoke_invitation_audited(org, id, |_| None).await
+    }
+
+    /// [`Db::revoke_invitation`], recording `audit`'s entry (made from whether one was revoked)
+    /// in the same transaction.
+    pub async fn revoke_invitation_audited(
+        &self,
+        org: OrgId,
+        id: InvitationId,
+        audit: impl AuditWith<bool>,
+    ) -> Result<bool, DbError> {
+        let mut tx = self.begin().await?;
+        let done = on_tx!(&mut tx, c => sqlx::query(
             "UPDATE invitations SET revoked_at = $1 \
              WHERE id = $2 AND org_id = $3 AND revoked_at IS NULL AND accepted_at IS NULL")
-            .bind(Timestamp::now().millis()).bind(id.0).bind(org.0).execute(p).await.map(|r| r.rows_affected()))?;
-        Ok(done > 0)
+            .bind(Timestamp::now().millis()).bind(id.0).bind(org.0).execute(c).await.map(|r| r.rows_affected()))?;
+        let revoked = done > 0;
+        append_made(&mut tx, audit, &revoked).await?;
+        tx.commit().await?;
+        Ok(revoked)
     }
 
     /// Accepts an invitation for `account`: makes it a member with the invitation's role (one
@@ -149,6 +178,17 @@ impl Db {
         &self,
         token: &SecretToken,
         account: AccountId,
+    ) -> Result<Invitation, DbError> {
+        self.accept_invitation_audited(token, account, |_| None)
+            .await
+    }
+
+    /// [`Db::accept_invitation`], recording `audit`'s entry in the same transaction.
+    pub async fn accept_invitation_audited(
+        &self,
+        token: &SecretToken,
+        account: AccountId,
+        audit: impl AuditWith<Invitation>,
     ) -> Result<Invitation, DbError> {
         let now = Timestamp::now();
         let mut tx = self.begin().await?;
@@ -171,6 +211,7 @@ impl Db {
         };
         let inv = inv_from_row(row)?;
         insert_membership(&mut tx, inv.org_id, account, inv.role, now).await?;
+        append_made(&mut tx, audit, &inv).await?;
         tx.commit().await?;
         Ok(inv)
     }

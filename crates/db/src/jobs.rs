@@ -22,6 +22,7 @@ use std::time::Duration;
 use guildhall_core::{JobId, Timestamp};
 use serde::Serialize;
 
+use crate::audit::{append_made, AuditWith};
 use crate::{on_pool, on_tx, parse_stored, Backend, Db, DbError, Tx};
 
 /// Where a job is in its life.
@@ -392,13 +393,27 @@ impl Db {
     /// Queues a dead job again with fresh attempts. `Ok(false)` if it is not dead;
     /// [`DbError::Conflict`] if a live job with its dedup key exists.
     pub async fn retry_job(&self, id: JobId) -> Result<bool, DbError> {
+        self.retry_job_audited(id, |_| None).await
+    }
+
+    /// [`Db::retry_job`], recording `audit`'s entry (made from whether the job was requeued)
+    /// in the same transaction.
+    pub async fn retry_job_audited(
+        &self,
+        id: JobId,
+        audit: impl AuditWith<bool>,
+    ) -> Result<bool, DbError> {
         let now = Timestamp::now();
-        let n = on_pool!(self, p => sqlx::query(
+        let mut tx = self.begin().await?;
+        let n = on_tx!(&mut tx, c => sqlx::query(
             "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, updated_at = $1 \
              WHERE id = $2 AND state = 'dead'")
-            .bind(now.0).bind(id.0).execute(p).await.map(|r| r.rows_affected()))
+            .bind(now.0).bind(id.0).execute(c).await.map(|r| r.rows_affected()))
         .map_err(DbError::conflict("a live job with the same dedup key"))?;
-        Ok(n > 0)
+        let requeued = n > 0;
+        append_made(&mut tx, audit, &requeued).await?;
+        tx.commit().await?;
+        Ok(requeued)
     }
 
     /// How many jobs are in each state (every state listed, zeros included): for `/metrics`.

@@ -4,6 +4,7 @@
 use guildhall_core::{AccountId, Domain, Email, Name, OrgId, OrgKind, Role, Timestamp};
 use serde::Serialize;
 
+use crate::audit::{append_made, AuditWith};
 use crate::{on_pool, on_tx, parse_stored, Db, DbError, Tx};
 
 /// An organisation.
@@ -105,6 +106,16 @@ impl Db {
         new: &NewOrganisation,
         owner: AccountId,
     ) -> Result<Organisation, DbError> {
+        self.create_organisation_audited(new, owner, |_| None).await
+    }
+
+    /// [`Db::create_organisation`], recording `audit`'s entry in the same transaction.
+    pub async fn create_organisation_audited(
+        &self,
+        new: &NewOrganisation,
+        owner: AccountId,
+        audit: impl AuditWith<Organisation>,
+    ) -> Result<Organisation, DbError> {
         let now = Timestamp::now();
         let mut tx = self.begin().await?;
         let sql =
@@ -119,6 +130,7 @@ impl Db {
         .map_err(DbError::conflict("an organisation with this domain"))?;
         let org = org_from_row(row)?;
         insert_membership(&mut tx, org.id, owner, Role::Owner, now).await?;
+        append_made(&mut tx, audit, &org).await?;
         tx.commit().await?;
         Ok(org)
     }
@@ -226,6 +238,17 @@ impl Db {
         account: AccountId,
         role: Role,
     ) -> Result<(), DbError> {
+        self.set_role_audited(org, account, role, |_| None).await
+    }
+
+    /// [`Db::set_role`], recording `audit`'s entry in the same transaction.
+    pub async fn set_role_audited(
+        &self,
+        org: OrgId,
+        account: AccountId,
+        role: Role,
+        audit: impl AuditWith<()>,
+    ) -> Result<(), DbError> {
         let mut tx = self.begin().await?;
         let done = on_tx!(&mut tx, c => sqlx::query(
             "UPDATE memberships SET role = $1 WHERE org_id = $2 AND account_id = $3")
@@ -234,11 +257,22 @@ impl Db {
             return Err(DbError::NotFound("membership"));
         }
         ensure_an_owner(&mut tx, org).await?;
+        append_made(&mut tx, audit, &()).await?;
         tx.commit().await
     }
 
     /// Removes a member. [`DbError::LastOwner`] if that would leave no owner.
     pub async fn remove_member(&self, org: OrgId, account: AccountId) -> Result<(), DbError> {
+        self.remove_member_audited(org, account, |_| None).await
+    }
+
+    /// [`Db::remove_member`], recording `audit`'s entry in the same transaction.
+    pub async fn remove_member_audited(
+        &self,
+        org: OrgId,
+        account: AccountId,
+        audit: impl AuditWith<()>,
+    ) -> Result<(), DbError> {
         let mut tx = self.begin().await?;
         let done = on_tx!(&mut tx, c => sqlx::query(
             "DELETE FROM memberships WHERE org_id = $1 AND account_id = $2")
@@ -247,6 +281,7 @@ impl Db {
             return Err(DbError::NotFound("membership"));
         }
         ensure_an_owner(&mut tx, org).await?;
+        append_made(&mut tx, audit, &()).await?;
         tx.commit().await
     }
 }

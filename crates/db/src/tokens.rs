@@ -6,7 +6,8 @@ use std::time::Duration;
 use guildhall_core::{AccountId, ApiTokenId, Name, Scope, Timestamp};
 use serde::Serialize;
 
-use crate::{on_pool, Db, DbError, SecretToken};
+use crate::audit::{append_made, AuditWith};
+use crate::{on_pool, on_tx, Db, DbError, SecretToken};
 
 /// An API token (without the token itself).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -66,6 +67,19 @@ impl Db {
         scopes: &[Scope],
         ttl: Option<Duration>,
     ) -> Result<(SecretToken, ApiToken), DbError> {
+        self.create_api_token_audited(account, name, scopes, ttl, |_| None)
+            .await
+    }
+
+    /// [`Db::create_api_token`], recording `audit`'s entry in the same transaction.
+    pub async fn create_api_token_audited(
+        &self,
+        account: AccountId,
+        name: &Name,
+        scopes: &[Scope],
+        ttl: Option<Duration>,
+        audit: impl AuditWith<ApiToken>,
+    ) -> Result<(SecretToken, ApiToken), DbError> {
         if scopes.is_empty() {
             return Err(DbError::Invalid {
                 field: "scopes",
@@ -78,15 +92,19 @@ impl Db {
             "INSERT INTO api_tokens (account_id, name, token_hash, scopes, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING {TOK_COLUMNS}"
         );
-        let row: TokRow = on_pool!(self, p => sqlx::query_as(&sql)
+        let mut tx = self.begin().await?;
+        let row: TokRow = on_tx!(&mut tx, c => sqlx::query_as(&sql)
             .bind(account.0)
             .bind(name.as_str())
             .bind(token.hash())
             .bind(Scope::format_list(scopes))
             .bind(now.millis())
             .bind(ttl.map(|t| now.plus(t).millis()))
-            .fetch_one(p).await)?;
-        Ok((token, tok_from_row(row)?))
+            .fetch_one(c).await)?;
+        let tok = tok_from_row(row)?;
+        append_made(&mut tx, audit, &tok).await?;
+        tx.commit().await?;
+        Ok((token, tok))
     }
 
     /// Authenticates a request's token: returns it if it exists, is not revoked and has not
@@ -120,10 +138,25 @@ impl Db {
         account: AccountId,
         id: ApiTokenId,
     ) -> Result<bool, DbError> {
-        let done = on_pool!(self, p => sqlx::query(
+        self.revoke_api_token_audited(account, id, |_| None).await
+    }
+
+    /// [`Db::revoke_api_token`], recording `audit`'s entry (made from whether one was revoked)
+    /// in the same transaction.
+    pub async fn revoke_api_token_audited(
+        &self,
+        account: AccountId,
+        id: ApiTokenId,
+        audit: impl AuditWith<bool>,
+    ) -> Result<bool, DbError> {
+        let mut tx = self.begin().await?;
+        let done = on_tx!(&mut tx, c => sqlx::query(
             "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND account_id = $3 AND revoked_at IS NULL")
-            .bind(Timestamp::now().millis()).bind(id.0).bind(account.0).execute(p).await.map(|r| r.rows_affected()))?;
-        Ok(done > 0)
+            .bind(Timestamp::now().millis()).bind(id.0).bind(account.0).execute(c).await.map(|r| r.rows_affected()))?;
+        let revoked = done > 0;
+        append_made(&mut tx, audit, &revoked).await?;
+        tx.commit().await?;
+        Ok(revoked)
     }
 }
 

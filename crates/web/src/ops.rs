@@ -7,6 +7,7 @@ use guildhall_core::{
     Role, Scope,
 };
 use guildhall_db::accounts::{Account, NewAccount};
+use guildhall_db::audit::NewAuditEntry;
 use guildhall_db::invitations::{Invitation, NewInvitation};
 use guildhall_db::orgs::{NewOrganisation, Organisation};
 use guildhall_db::tokens::ApiToken;
@@ -27,30 +28,25 @@ pub fn grantable(role: Role) -> Vec<Role> {
         .collect()
 }
 
-/// Records an audit entry for an action of `actor`.
-pub async fn audit(
-    st: &AppState,
+/// The audit entry for an action of `actor`. Each operation below hands it to the database
+/// method that makes the change, which stores both in one transaction.
+pub fn audit_entry(
     actor: Option<&Account>,
     action: &str,
     org: Option<guildhall_core::OrgId>,
     before: Option<serde_json::Value>,
     after: Option<serde_json::Value>,
-) -> Result<(), AppError> {
-    let who = actor
-        .map(|a| a.email.to_string())
-        .unwrap_or_else(|| "anonymous".to_owned());
-    store::append_audit(
-        st,
-        store::NewAudit {
-            actor_id: actor.map(|a| a.id),
-            actor: &who,
-            action,
-            org_id: org,
-            before,
-            after,
-        },
-    )
-    .await
+) -> NewAuditEntry {
+    NewAuditEntry {
+        actor_id: actor.map(|a| a.id),
+        actor: actor
+            .map(|a| a.email.to_string())
+            .unwrap_or_else(|| "anonymous".to_owned()),
+        action: action.to_owned(),
+        org_id: org,
+        before,
+        after,
+    }
 }
 
 /// Creates an organisation with the caller as its owner.
@@ -76,16 +72,18 @@ pub async fn create_org(
             NewOrganisation::cooperative(name)
         }
     };
-    let org = st.db.create_organisation(&new, who.account.id).await?;
-    audit(
-        st,
-        Some(&who.account),
-        "organisation.create",
-        Some(org.id),
-        None,
-        Some(json!({"name": org.name, "kind": org.kind, "domain": org.domain})),
-    )
-    .await?;
+    let org = st
+        .db
+        .create_organisation_audited(&new, who.account.id, |org| {
+            Some(audit_entry(
+                Some(&who.account),
+                "organisation.create",
+                Some(org.id),
+                None,
+                Some(json!({"name": org.name, "kind": org.kind, "domain": org.domain})),
+            ))
+        })
+        .await?;
     Ok(org)
 }
 
@@ -117,16 +115,17 @@ pub async fn set_role(st: &AppState, ctx: &Ctx, f: &Fields) -> Result<(), AppErr
             format!("your role ({my_role}) may not grant the role {role}"),
         ));
     }
-    st.db.set_role(org, target, role).await?;
-    audit(
-        st,
+    let entry = audit_entry(
         Some(&who.account),
         "member.role",
         Some(org),
         Some(json!({"account": target, "role": before})),
         Some(json!({"account": target, "role": role})),
-    )
-    .await
+    );
+    st.db
+        .set_role_audited(org, target, role, |_| Some(entry))
+        .await?;
+    Ok(())
 }
 
 /// Removes a member.
@@ -135,16 +134,17 @@ pub async fn remove_member(st: &AppState, ctx: &Ctx) -> Result<(), AppError> {
     let org = ctx.org_id()?;
     let target = AccountId(ctx.id("account")?);
     let before = check_target(st, ctx, target).await?;
-    st.db.remove_member(org, target).await?;
-    audit(
-        st,
+    let entry = audit_entry(
         Some(&who.account),
         "member.remove",
         Some(org),
         Some(json!({"account": target, "role": before})),
         None,
-    )
-    .await
+    );
+    st.db
+        .remove_member_audited(org, target, |_| Some(entry))
+        .await?;
+    Ok(())
 }
 
 /// Creates an invitation (fields `role`, optional `email`). Returns the link (shown once).
@@ -163,25 +163,25 @@ pub async fn create_invitation(
         ));
     }
     let email: Option<Email> = f.parse_optional("email")?;
+    let new = NewInvitation {
+        org_id: org,
+        role,
+        email,
+        invited_by: who.account.id,
+        ttl: st.config.invitation_lifetime,
+    };
     let (token, inv) = st
         .db
-        .create_invitation(&NewInvitation {
-            org_id: org,
-            role,
-            email,
-            invited_by: who.account.id,
-            ttl: st.config.invitation_lifetime,
+        .create_invitation_audited(&new, |inv| {
+            Some(audit_entry(
+                Some(&who.account),
+                "invitation.create",
+                Some(org),
+                None,
+                Some(json!({"invitation": inv.id, "role": role, "email": inv.email})),
+            ))
         })
         .await?;
-    audit(
-        st,
-        Some(&who.account),
-        "invitation.create",
-        Some(org),
-        None,
-        Some(json!({"invitation": inv.id, "role": role, "email": inv.email})),
-    )
-    .await?;
     Ok((invitation_link(st, &token), inv))
 }
 
@@ -198,20 +198,26 @@ pub async fn revoke_invitation(st: &AppState, ctx: &Ctx) -> Result<(), AppError>
     if !st.db.invitations(org).await?.iter().any(|i| i.id == id) {
         return Err(AppError::NotFound);
     }
-    if !st.db.revoke_invitation(org, id).await? {
+    let revoked = st
+        .db
+        .revoke_invitation_audited(org, id, |&revoked| {
+            revoked.then(|| {
+                audit_entry(
+                    Some(&who.account),
+                    "invitation.revoke",
+                    Some(org),
+                    None,
+                    Some(json!({"invitation": id})),
+                )
+            })
+        })
+        .await?;
+    if !revoked {
         return Err(AppError::Conflict(
             "the invitation was already used or revoked".into(),
         ));
     }
-    audit(
-        st,
-        Some(&who.account),
-        "invitation.revoke",
-        Some(org),
-        None,
-        Some(json!({"invitation": id})),
-    )
-    .await
+    Ok(())
 }
 
 /// Accepts an invitation as an existing account.
@@ -220,16 +226,18 @@ pub async fn accept_invitation(
     account: &Account,
     token: &SecretToken,
 ) -> Result<Invitation, AppError> {
-    let inv = st.db.accept_invitation(token, account.id).await?;
-    audit(
-        st,
-        Some(account),
-        "invitation.accept",
-        Some(inv.org_id),
-        None,
-        Some(json!({"invitation": inv.id, "account": account.id, "role": inv.role})),
-    )
-    .await?;
+    let inv = st
+        .db
+        .accept_invitation_audited(token, account.id, |inv| {
+            Some(audit_entry(
+                Some(account),
+                "invitation.accept",
+                Some(inv.org_id),
+                None,
+                Some(json!({"invitation": inv.id, "account": account.id, "role": inv.role})),
+            ))
+        })
+        .await?;
     Ok(inv)
 }
 
@@ -249,23 +257,22 @@ pub async fn create_account(
     new: &NewAccount,
     action: &str,
 ) -> Result<Account, AppError> {
-    let account = st.db.create_account(new).await.map_err(|e| match e {
+    let made = st.db.create_account_audited(new, |account| {
+        Some(audit_entry(
+            Some(account),
+            action,
+            None,
+            None,
+            Some(json!({"account": account.id, "email": account.email, "site_admin": account.site_admin})),
+        ))
+    });
+    made.await.map_err(|e| match e {
         guildhall_db::DbError::Conflict(_) => AppError::invalid(
             "email",
             "an account with this e-mail address exists already; sign in instead",
         ),
         other => other.into(),
-    })?;
-    audit(
-        st,
-        Some(&account),
-        action,
-        None,
-        None,
-        Some(json!({"account": account.id, "email": account.email, "site_admin": account.site_admin})),
-    )
-    .await?;
-    Ok(account)
+    })
 }
 
 /// Creates an API token for the caller (fields `name`, `scopes`). A token may only create
@@ -295,17 +302,16 @@ pub async fn create_token(
     }
     let (token, tok) = st
         .db
-        .create_api_token(who.account.id, &name, &scopes, None)
+        .create_api_token_audited(who.account.id, &name, &scopes, None, |tok| {
+            Some(audit_entry(
+                Some(&who.account),
+                "token.create",
+                None,
+                None,
+                Some(json!({"token": tok.id, "name": tok.name, "scopes": Scope::format_list(&tok.scopes)})),
+            ))
+        })
         .await?;
-    audit(
-        st,
-        Some(&who.account),
-        "token.create",
-        None,
-        None,
-        Some(json!({"token": tok.id, "name": tok.name, "scopes": Scope::format_list(&tok.scopes)})),
-    )
-    .await?;
     Ok((token, tok))
 }
 
@@ -320,35 +326,42 @@ pub async fn revoke_token(st: &AppState, ctx: &Ctx) -> Result<(), AppError> {
     if tok.revoked_at.is_some() {
         return Err(AppError::Conflict("the token is already revoked".into()));
     }
-    st.db.revoke_api_token(who.account.id, id).await?;
-    audit(
-        st,
-        Some(&who.account),
-        "token.revoke",
-        None,
-        None,
-        Some(json!({"token": id})),
-    )
-    .await
+    st.db
+        .revoke_api_token_audited(who.account.id, id, |&revoked| {
+            revoked.then(|| {
+                audit_entry(
+                    Some(&who.account),
+                    "token.revoke",
+                    None,
+                    None,
+                    Some(json!({"token": id})),
+                )
+            })
+        })
+        .await?;
+    Ok(())
 }
 
 /// Puts a dead job back in the queue.
 pub async fn retry_job(st: &AppState, ctx: &Ctx) -> Result<(), AppError> {
     let who = ctx.who()?;
     let id = JobId(ctx.id("id")?);
-    if !store::retry_dead_job(st, id).await? {
-        return Err(match store::job(st, id).await? {
-            None => AppError::NotFound,
-            Some(_) => AppError::Conflict("only a dead job can be retried".into()),
-        });
-    }
-    audit(
-        st,
+    let entry = audit_entry(
         Some(&who.account),
         "job.retry",
         None,
         None,
         Some(json!({"job": id})),
-    )
-    .await
+    );
+    let requeued = st
+        .db
+        .retry_job_audited(id, |&requeued| requeued.then_some(entry))
+        .await?;
+    if !requeued {
+        return Err(match store::job(st, id).await? {
+            None => AppError::NotFound,
+            Some(_) => AppError::Conflict("only a dead job can be retried".into()),
+        });
+    }
+    Ok(())
 }

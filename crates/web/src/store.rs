@@ -28,23 +28,6 @@ pub struct AuditView {
     pub after: Option<serde_json::Value>,
 }
 
-/// A new audit entry.
-#[derive(Debug, Clone)]
-pub struct NewAudit<'a> {
-    /// Who (account id).
-    pub actor_id: Option<AccountId>,
-    /// Who (as recorded: the e-mail address, or `anonymous`).
-    pub actor: &'a str,
-    /// What (`organisation.create`, …).
-    pub action: &'a str,
-    /// Which organisation.
-    pub org_id: Option<OrgId>,
-    /// Before.
-    pub before: Option<serde_json::Value>,
-    /// After.
-    pub after: Option<serde_json::Value>,
-}
-
 /// The state of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -140,21 +123,6 @@ fn parse_json(text: Option<String>) -> Option<serde_json::Value> {
     text.map(|t| serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t)))
 }
 
-/// Appends an audit entry.
-pub async fn append_audit(st: &AppState, e: NewAudit<'_>) -> Result<(), AppError> {
-    st.db
-        .append_audit(&guildhall_db::audit::NewAuditEntry {
-            actor_id: e.actor_id,
-            actor: e.actor.to_owned(),
-            action: e.action.to_owned(),
-            org_id: e.org_id,
-            before: e.before,
-            after: e.after,
-        })
-        .await?;
-    Ok(())
-}
-
 /// The newest `limit` audit entries (of one organisation, or all), newest first.
 pub async fn audit_entries(
     st: &AppState,
@@ -223,9 +191,4 @@ pub async fn jobs_in_state(
 /// One job.
 pub async fn job(st: &AppState, id: JobId) -> Result<Option<JobView>, AppError> {
     Ok(st.db.job(id).await?.map(job_view))
-}
-
-/// Puts a dead job back in the queue; `false` when it is not dead.
-pub async fn retry_dead_job(st: &AppState, id: JobId) -> Result<bool, AppError> {
-    Ok(st.db.retry_job(id).await?)
 }
