@@ -11,10 +11,16 @@
 //!
 //! Keys come from the configuration (`GUILDHALL_SECRET_KEY`: 64 hex digits, several separated by
 //! commas, current first) or from a key file created on first run with mode 0600 (one key per
-//! line, current first). Keys and plaintexts never appear in `Debug` output.
+//! line, current first). Keys and plaintexts never appear in `Debug` output. A keyring read
+//! from a key file follows it: when the file changes (`admin rotate-key` rewrote it), the next
+//! seal or open in every running process reads it again, so a rotation needs no restart. Keys
+//! from the configuration cannot change while a process runs: restart each process with the
+//! new value.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -132,10 +138,44 @@ impl fmt::Debug for SecretValue {
     }
 }
 
-/// The current key and older ones.
+/// The current key and older ones. Clones share one state: when a keyring read from a key
+/// file reloads it, every clone sees the new keys.
 #[derive(Debug, Clone)]
 pub struct Keyring {
+    loaded: Arc<RwLock<Arc<Loaded>>>,
+    /// The key file it follows, if it came from one.
+    file: Option<Arc<PathBuf>>,
+}
+
+/// The keys as last read, and the key file's stamp then.
+#[derive(Debug)]
+struct Loaded {
     keys: Vec<SecretKey>,
+    stamp: Option<FileStamp>,
+}
+
+/// What tells that a key file changed: its modification time (coarse: two writes in one
+/// clock tick can share it), length, and inode (a rewrite renames a new file into place).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        let m = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&m);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some(FileStamp {
+            modified: m.modified().ok(),
+            len: m.len(),
+            inode,
+        })
+    }
 }
 
 impl Keyring {
@@ -143,7 +183,47 @@ impl Keyring {
     pub fn new(current: SecretKey, older: Vec<SecretKey>) -> Keyring {
         let mut keys = vec![current];
         keys.extend(older);
-        Keyring { keys }
+        Keyring::of(keys, None, None)
+    }
+
+    fn of(keys: Vec<SecretKey>, file: Option<&Path>, stamp: Option<FileStamp>) -> Keyring {
+        Keyring {
+            loaded: Arc::new(RwLock::new(Arc::new(Loaded { keys, stamp }))),
+            file: file.map(|p| Arc::new(p.to_path_buf())),
+        }
+    }
+
+    /// The keys now: for a keyring read from a key file, re-read when the file changed (or
+    /// always, with `force`). A file that cannot be read or parsed leaves the
+    /// keys as they were (it is tried again next time).
+    fn loaded(&self, force: bool) -> Arc<Loaded> {
+        let now = self
+            .loaded
+            .read()
+            .map(|l| Arc::clone(&l))
+            .unwrap_or_else(|p| Arc::clone(&p.into_inner()));
+        let Some(path) = &self.file else {
+            return now;
+        };
+        let stamp = FileStamp::of(path);
+        if !force && stamp == now.stamp {
+            return now;
+        }
+        let Ok(text) = std::fs::read_to_string(path.as_path()) else {
+            return now;
+        };
+        let Ok(ring) = Keyring::parse(&text, &path.display().to_string()) else {
+            return now;
+        };
+        let fresh = Arc::new(Loaded {
+            keys: ring.keys(),
+            stamp,
+        });
+        match self.loaded.write() {
+            Ok(mut l) => *l = Arc::clone(&fresh),
+            Err(p) => *p.into_inner() = Arc::clone(&fresh),
+        }
+        fresh
     }
 
     /// Parses keys separated by commas or new lines, current first (`origin` names where they
@@ -168,19 +248,23 @@ impl Keyring {
         if keys.is_empty() {
             return Err(SecretError::NoKey(origin.to_owned()));
         }
-        Ok(Keyring { keys })
+        Ok(Keyring::of(keys, None, None))
     }
 
     /// Reads the key file at `path`, or creates it (mode 0600) with a new key if it does not
-    /// exist.
+    /// exist. The keyring follows the file from then on (see the module documentation).
     pub fn load_or_create_file(path: &Path) -> Result<Keyring, SecretError> {
         let origin = path.display().to_string();
         match std::fs::read_to_string(path) {
-            Ok(text) => Keyring::parse(&text, &origin),
+            Ok(text) => {
+                let stamp = FileStamp::of(path);
+                let keys = Keyring::parse(&text, &origin)?.keys();
+                Ok(Keyring::of(keys, Some(path), stamp))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let ring = Keyring::new(SecretKey::generate(), Vec::new());
                 ring.write_file(path, true)?;
-                Ok(ring)
+                Ok(Keyring::of(ring.keys(), Some(path), FileStamp::of(path)))
             }
             Err(source) => Err(SecretError::KeyFile {
                 path: origin,
@@ -201,7 +285,7 @@ impl Keyring {
             "# Guildhall secret keys: the first is current, the others are older keys still\n\
              # used to read secrets sealed before a rotation. Keep this file private.\n",
         );
-        for k in &self.keys {
+        for k in self.keys() {
             text.push_str(&k.to_hex());
             text.push('\n');
         }
@@ -234,22 +318,19 @@ impl Keyring {
     }
 
     /// The current key.
-    pub fn current(&self) -> &SecretKey {
-        &self.keys[0]
+    pub fn current(&self) -> SecretKey {
+        self.loaded(false).keys[0].clone()
     }
 
     /// Every key, current first.
-    pub fn keys(&self) -> &[SecretKey] {
-        &self.keys
+    pub fn keys(&self) -> Vec<SecretKey> {
+        self.loaded(false).keys.clone()
     }
 
-    /// A new keyring with a fresh current key and all these keys as older ones.
+    /// A new keyring (following no file) with a fresh current key and all these keys as older
+    /// ones.
     pub fn rotated(&self) -> Keyring {
-        Keyring::new(SecretKey::generate(), self.keys.clone())
-    }
-
-    fn key(&self, id: &str) -> Option<&SecretKey> {
-        self.keys.iter().find(|k| k.id == id)
+        Keyring::new(SecretKey::generate(), self.keys())
     }
 
     /// Seals `value` under the current key for `name`: (key id, nonce, ciphertext).
@@ -260,6 +341,7 @@ impl Keyring {
     ) -> Result<(String, Vec<u8>, Vec<u8>), SecretError> {
         use rand::RngCore;
         let key = self.current();
+        let key = &key;
         let mut nonce = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let cipher = XChaCha20Poly1305::new((&key.bytes).into());
@@ -284,10 +366,15 @@ impl Keyring {
         nonce: &[u8],
         ciphertext: &[u8],
     ) -> Result<SecretValue, SecretError> {
-        let key = self.key(key_id).ok_or_else(|| SecretError::UnknownKey {
-            name: name.to_owned(),
-            key_id: key_id.to_owned(),
-        })?;
+        // A key this process has not seen may be in a key file rewritten since.
+        let find = |l: &Loaded| l.keys.iter().find(|k| k.id == key_id).cloned();
+        let key = find(&self.loaded(false))
+            .or_else(|| find(&self.loaded(true)))
+            .ok_or_else(|| SecretError::UnknownKey {
+                name: name.to_owned(),
+                key_id: key_id.to_owned(),
+            })?;
+        let key = &key;
         if nonce.len() != 24 {
             return Err(SecretError::Decrypt(name.to_owned()));
         }
@@ -405,12 +492,13 @@ mod tests {
             DbError::Secret(SecretError::UnknownKey { .. })
         ));
         let (kid, _, _) = keys.seal("x", &SecretValue::new("y")).unwrap();
-        let forged = Keyring {
-            keys: vec![SecretKey {
+        let forged = Keyring::new(
+            SecretKey {
                 id: kid,
                 bytes: other.current().bytes,
-            }],
-        };
+            },
+            vec![],
+        );
         assert!(matches!(
             db.get_secret(&forged, "instance:1:token")
                 .await
@@ -447,6 +535,41 @@ mod tests {
         assert_eq!(db.get_secret(&only_new, "b").await.unwrap(), None);
     });
 
+    db_test!(
+        a_keyring_from_a_key_file_follows_a_rotation,
+        |db| async move {
+            let dir = std::env::temp_dir().join(format!("guildhall-key-{}", crate::random_hex(6)));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("secret.key");
+            // A running server's keyring.
+            let server = Keyring::load_or_create_file(&path).unwrap();
+            db.put_secret(&server, "a", &SecretValue::new("one"))
+                .await
+                .unwrap();
+            // `admin rotate-key --drop-old`, as another process: a new key written first, every
+            // secret re-sealed, then the old key dropped from the file.
+            let new = Keyring::load_or_create_file(&path).unwrap().rotated();
+            new.write_file(&path, false).unwrap();
+            assert_eq!(db.reseal_secrets(&new).await.unwrap(), 1);
+            let only_new = Keyring::new(new.current(), vec![]);
+            only_new.write_file(&path, false).unwrap();
+            // The server, not restarted, opens what the new key sealed and seals with it.
+            let got = db.get_secret(&server, "a").await.unwrap().unwrap();
+            assert_eq!(got.expose(), b"one");
+            assert_eq!(server.current().id(), new.current().id());
+            db.put_secret(&server, "b", &SecretValue::new("two"))
+                .await
+                .unwrap();
+            let got = db.get_secret(&only_new, "b").await.unwrap().unwrap();
+            assert_eq!(got.expose(), b"two");
+            // A clone follows too; a file that no longer parses leaves the keys as they were.
+            let clone = server.clone();
+            std::fs::write(&path, "not a key\n").unwrap();
+            assert_eq!(clone.current().id(), new.current().id());
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    );
+
     #[test]
     fn key_file_is_created_private_and_reloaded() {
         let dir = std::env::temp_dir().join(format!("guildhall-key-{}", crate::random_hex(6)));
@@ -461,12 +584,15 @@ mod tests {
         }
         let b = Keyring::load_or_create_file(&path).unwrap();
         assert_eq!(a.current().to_hex(), b.current().to_hex());
+        let old = a.current();
         let r = a.rotated();
         r.write_file(&path, false).unwrap();
         let c = Keyring::load_or_create_file(&path).unwrap();
         assert_eq!(c.keys().len(), 2);
-        assert_eq!(c.keys()[1].id(), a.current().id());
-        assert!(!format!("{c:?}").contains(&a.current().to_hex()));
+        assert_eq!(c.keys()[1].id(), old.id());
+        assert!(!format!("{c:?}").contains(&old.to_hex()));
+        // `a` follows the file it was read from.
+        assert_eq!(a.current().id(), r.current().id());
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(matches!(
             Keyring::parse("abcd", "GUILDHALL_SECRET_KEY"),
