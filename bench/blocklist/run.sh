@@ -11,9 +11,9 @@ shared="${GUILDHALL_SHARED:-$(cd "$root/../shared" && pwd)}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-blocklist}"
 cd "$here"
 mkdir -p out
-# FediBlockHole runs on the distribution's Python by default (Debian builds it with PGO and
-# LTO): on this machine it ran FediBlockHole about a fifth faster than a plain source build
-# (pyenv's), so it is the fairer baseline. FBH_PYTHON picks another interpreter.
+# FediBlockHole runs on the distribution's Python by default: on this machine it ran
+# FediBlockHole about a fifth faster than pyenv's source build (--enable-shared), so it is the
+# fairer baseline. FBH_PYTHON picks another interpreter.
 py="${FBH_PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}"
 py="$(readlink -f "$py")"
 if [ ! -x .venv/bin/fediblock-sync ] || ! grep -qxF "executable = $py" .venv/pyvenv.cfg; then
