@@ -10,8 +10,9 @@ use std::time::Duration;
 use guildhall_core::{OrgId, Timestamp};
 use serde::Serialize;
 
+use crate::audit::{append_made, AuditWith};
 use crate::jobs::NewJob;
-use crate::secrets::{Keyring, SecretValue};
+use crate::secrets::{delete_secret_in, put_secret_in, Keyring, SecretValue};
 use crate::{on_pool, on_tx, sha256_hex, Db, DbError};
 
 /// The job kind enqueued for each recorded webhook delivery (processed by issue 4's worker).
@@ -212,6 +213,19 @@ impl Db {
         org: OrgId,
         new: &NewConnection,
     ) -> Result<Instance, DbError> {
+        self.save_instance_connection_audited(keys, org, new, |_| None)
+            .await
+    }
+
+    /// [`Db::save_instance_connection`], recording `audit`'s entry in the same transaction
+    /// (the row, its secrets and the entry are stored together or not at all).
+    pub async fn save_instance_connection_audited(
+        &self,
+        keys: &Keyring,
+        org: OrgId,
+        new: &NewConnection,
+        audit: impl AuditWith<Instance>,
+    ) -> Result<Instance, DbError> {
         let now = Timestamp::now();
         let sql = format!(
             "INSERT INTO instances (org_id, base_url, method, client_id, scopes, connected, \
@@ -223,26 +237,27 @@ impl Db {
              checked_at = NULL, connected_at = excluded.connected_at \
              RETURNING {INSTANCE_COLUMNS}"
         );
-        let row: InstanceRow = on_pool!(self, p => sqlx::query_as(&sql)
+        let mut tx = self.begin().await?;
+        let row: InstanceRow = on_tx!(&mut tx, c => sqlx::query_as(&sql)
             .bind(org.0)
             .bind(&new.base_url)
             .bind(new.method.as_str())
             .bind(new.client.as_ref().map(|(id, _)| id.as_str()))
             .bind(&new.scopes)
             .bind(now.0)
-            .fetch_one(p).await)?;
+            .fetch_one(c).await)?;
         let inst = instance_from_row(row)?;
-        self.put_secret(keys, &token_secret_name(inst.id), &new.token)
-            .await?;
+        put_secret_in(&mut tx, keys, &token_secret_name(inst.id), &new.token).await?;
         match &new.client {
             Some((_, secret)) => {
-                self.put_secret(keys, &client_secret_name(inst.id), secret)
-                    .await?
+                put_secret_in(&mut tx, keys, &client_secret_name(inst.id), secret).await?
             }
             None => {
-                self.delete_secret(&client_secret_name(inst.id)).await?;
+                delete_secret_in(&mut tx, &client_secret_name(inst.id)).await?;
             }
         }
+        append_made(&mut tx, audit, &inst).await?;
+        tx.commit().await?;
         Ok(inst)
     }
 
@@ -254,29 +269,55 @@ impl Db {
         problems: &[String],
         account: Option<&str>,
     ) -> Result<(), DbError> {
-        let problems = serde_json::to_string(problems).map_err(|e| DbError::Invalid {
+        self.record_instance_check_audited(id, ok, problems, account, |_| None)
+            .await
+    }
+
+    /// [`Db::record_instance_check`], recording `audit`'s entry in the same transaction.
+    pub async fn record_instance_check_audited(
+        &self,
+        id: i64,
+        ok: bool,
+        problems: &[String],
+        account: Option<&str>,
+        audit: impl AuditWith<()>,
+    ) -> Result<(), DbError> {
+        let text = serde_json::to_string(problems).map_err(|e| DbError::Invalid {
             field: "check_problems",
             message: e.to_string(),
         })?;
-        on_pool!(self, p => sqlx::query(
+        let mut tx = self.begin().await?;
+        on_tx!(&mut tx, c => sqlx::query(
             "UPDATE instances SET check_ok = $1, check_problems = $2, checked_at = $3, \
              account = COALESCE($4, account) WHERE id = $5")
-            .bind(ok).bind(&problems).bind(Timestamp::now().0).bind(account).bind(id)
-            .execute(p).await.map(|r| r.rows_affected()))?;
-        Ok(())
+            .bind(ok).bind(&text).bind(Timestamp::now().0).bind(account).bind(id)
+            .execute(c).await.map(|r| r.rows_affected()))?;
+        append_made(&mut tx, audit, &()).await?;
+        tx.commit().await
     }
 
     /// Forgets the token and client secret of an instance (the row and its webhook secret
     /// stay, so that reconnecting keeps the webhook's URL and secret).
     pub async fn disconnect_instance(&self, id: i64) -> Result<(), DbError> {
-        on_pool!(self, p => sqlx::query(
+        self.disconnect_instance_audited(id, |_| None).await
+    }
+
+    /// [`Db::disconnect_instance`], recording `audit`'s entry in the same transaction.
+    pub async fn disconnect_instance_audited(
+        &self,
+        id: i64,
+        audit: impl AuditWith<()>,
+    ) -> Result<(), DbError> {
+        let mut tx = self.begin().await?;
+        on_tx!(&mut tx, c => sqlx::query(
             "UPDATE instances SET connected = FALSE, client_id = NULL, scopes = NULL, \
              check_ok = NULL, check_problems = NULL, checked_at = NULL, connected_at = NULL \
              WHERE id = $1")
-            .bind(id).execute(p).await.map(|r| r.rows_affected()))?;
-        self.delete_secret(&token_secret_name(id)).await?;
-        self.delete_secret(&client_secret_name(id)).await?;
-        Ok(())
+            .bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+        delete_secret_in(&mut tx, &token_secret_name(id)).await?;
+        delete_secret_in(&mut tx, &client_secret_name(id)).await?;
+        append_made(&mut tx, audit, &()).await?;
+        tx.commit().await
     }
 
     /// Stores (replaces) the webhook secret of an instance.
@@ -286,11 +327,24 @@ impl Db {
         id: i64,
         secret: &SecretValue,
     ) -> Result<(), DbError> {
-        self.put_secret(keys, &webhook_secret_name(id), secret)
-            .await?;
-        on_pool!(self, p => sqlx::query("UPDATE instances SET webhook_secret_set = TRUE WHERE id = $1")
-            .bind(id).execute(p).await.map(|r| r.rows_affected()))?;
-        Ok(())
+        self.set_webhook_secret_audited(keys, id, secret, |_| None)
+            .await
+    }
+
+    /// [`Db::set_webhook_secret`], recording `audit`'s entry in the same transaction.
+    pub async fn set_webhook_secret_audited(
+        &self,
+        keys: &Keyring,
+        id: i64,
+        secret: &SecretValue,
+        audit: impl AuditWith<()>,
+    ) -> Result<(), DbError> {
+        let mut tx = self.begin().await?;
+        put_secret_in(&mut tx, keys, &webhook_secret_name(id), secret).await?;
+        on_tx!(&mut tx, c => sqlx::query("UPDATE instances SET webhook_secret_set = TRUE WHERE id = $1")
+            .bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+        append_made(&mut tx, audit, &()).await?;
+        tx.commit().await
     }
 
     /// Records a verified webhook delivery and enqueues its processing job in the same
@@ -432,6 +486,61 @@ mod tests {
             .unwrap()
             .id
     }
+
+    crate::db_test!(
+        a_connection_its_secrets_and_its_audit_entry_are_stored_together,
+        |db| async move {
+            let keys = Keyring::new(SecretKey::generate(), Vec::new());
+            let o = org(&db).await;
+            let conn = |token: &str| NewConnection {
+                base_url: "https://social.example/".into(),
+                method: ConnectMethod::Token,
+                client: None,
+                token: SecretValue::new(token.as_bytes().to_vec()),
+                scopes: None,
+            };
+            let entry = |action: &str| crate::audit::NewAuditEntry {
+                actor_id: None,
+                actor: "tester".into(),
+                action: action.into(),
+                org_id: Some(o),
+                before: None,
+                after: None,
+            };
+            let inst = db
+                .save_instance_connection_audited(&keys, o, &conn("tok-1"), |_| {
+                    Some(entry("instance.connect"))
+                })
+                .await
+                .unwrap();
+            // Every audit append fails without the chain's head: nothing of a change is kept.
+            on_pool!(&db, p => sqlx::query("DELETE FROM audit_head").execute(p).await
+                .map(|r| r.rows_affected()))
+            .unwrap();
+            assert!(db
+                .save_instance_connection_audited(&keys, o, &conn("tok-2"), |_| {
+                    Some(entry("instance.connect"))
+                })
+                .await
+                .is_err());
+            assert!(db
+                .disconnect_instance_audited(inst.id, |_| Some(entry("instance.disconnect")))
+                .await
+                .is_err());
+            assert!(db
+                .set_webhook_secret_audited(&keys, inst.id, &SecretValue::new("w"), |_| {
+                    Some(entry("instance.webhook_secret"))
+                })
+                .await
+                .is_err());
+            let now = db.instance(inst.id).await.unwrap().unwrap();
+            assert!(now.connected && !now.webhook_secret_set);
+            let token = db.get_secret(&keys, &token_secret_name(inst.id)).await;
+            assert_eq!(token.unwrap().unwrap().expose(), b"tok-1");
+            let webhook = db.get_secret(&keys, &webhook_secret_name(inst.id)).await;
+            assert!(webhook.unwrap().is_none());
+        }
+    );
 
     crate::db_test!(
         connection_is_sealed_and_deliveries_recorded_once,

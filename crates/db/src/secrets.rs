@@ -26,7 +26,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use guildhall_core::Timestamp;
 
-use crate::{on_pool, Db, DbError};
+use crate::{on_pool, on_tx, Db, DbError, Tx};
 
 /// Errors of keys and sealing.
 #[derive(Debug, thiserror::Error)]
@@ -393,6 +393,32 @@ impl Keyring {
     }
 }
 
+/// [`Db::put_secret`] inside the caller's transaction.
+pub(crate) async fn put_secret_in(
+    tx: &mut Tx,
+    keys: &Keyring,
+    name: &str,
+    value: &SecretValue,
+) -> Result<(), DbError> {
+    let (key_id, nonce, ct) = keys.seal(name, value)?;
+    let now = Timestamp::now();
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO secrets (name, key_id, nonce, ciphertext, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (name) DO UPDATE SET \
+         key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext, \
+         updated_at = excluded.updated_at")
+        .bind(name).bind(&key_id).bind(&nonce).bind(&ct).bind(now.0)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// [`Db::delete_secret`] inside the caller's transaction.
+pub(crate) async fn delete_secret_in(tx: &mut Tx, name: &str) -> Result<bool, DbError> {
+    let n = on_tx!(tx, c => sqlx::query("DELETE FROM secrets WHERE name = $1")
+        .bind(name).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(n > 0)
+}
+
 impl Db {
     /// Stores (or replaces) the secret `name`, sealed under the keyring's current key.
     pub async fn put_secret(
@@ -401,16 +427,9 @@ impl Db {
         name: &str,
         value: &SecretValue,
     ) -> Result<(), DbError> {
-        let (key_id, nonce, ct) = keys.seal(name, value)?;
-        let now = Timestamp::now();
-        on_pool!(self, p => sqlx::query(
-            "INSERT INTO secrets (name, key_id, nonce, ciphertext, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (name) DO UPDATE SET \
-             key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext, \
-             updated_at = excluded.updated_at")
-            .bind(name).bind(&key_id).bind(&nonce).bind(&ct).bind(now.0)
-            .execute(p).await.map(|r| r.rows_affected()))?;
-        Ok(())
+        let mut tx = self.begin().await?;
+        put_secret_in(&mut tx, keys, name, value).await?;
+        tx.commit().await
     }
 
     /// Reads and decrypts the secret `name`.
@@ -430,9 +449,10 @@ impl Db {
 
     /// Deletes the secret `name`. Returns whether it existed.
     pub async fn delete_secret(&self, name: &str) -> Result<bool, DbError> {
-        let n = on_pool!(self, p => sqlx::query("DELETE FROM secrets WHERE name = $1")
-            .bind(name).execute(p).await.map(|r| r.rows_affected()))?;
-        Ok(n > 0)
+        let mut tx = self.begin().await?;
+        let existed = delete_secret_in(&mut tx, name).await?;
+        tx.commit().await?;
+        Ok(existed)
     }
 
     /// Re-encrypts every secret not sealed under the current key (after a rotation). Returns

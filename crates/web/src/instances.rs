@@ -97,25 +97,22 @@ async fn connected_instance(st: &AppState, org: OrgId) -> Result<Instance, AppEr
     }
 }
 
-async fn audit(
-    st: &AppState,
+/// The audit entry of the caller's `action` on the instance of `org`; the database method
+/// making the change stores it in the same transaction.
+fn audit_entry(
     ctx: &Ctx,
     org: OrgId,
     action: &str,
     after: Value,
-) -> Result<(), AppError> {
+) -> Result<NewAuditEntry, AppError> {
     let who = ctx.who()?;
-    st.db
-        .append_audit(&NewAuditEntry {
-            actor_id: Some(who.account.id),
-            actor: who.account.email.to_string(),
-            action: action.to_owned(),
-            org_id: Some(org),
-            before: None,
-            after: Some(after),
-        })
-        .await?;
-    Ok(())
+    Ok(crate::ops::audit_entry(
+        Some(&who.account),
+        action,
+        Some(org),
+        None,
+        Some(after),
+    ))
 }
 
 fn client(st: &AppState, base_url: &str, token: Option<Secret>) -> Result<Client, AppError> {
@@ -123,8 +120,14 @@ fn client(st: &AppState, base_url: &str, token: Option<Secret>) -> Result<Client
         .map_err(|e| AppError::invalid("base_url", e.to_string()))
 }
 
-/// Runs the access check with the stored token and records the result.
-async fn check(st: &AppState, inst: &Instance) -> Result<Instance, AppError> {
+/// Runs the access check with the stored token and records the result (with the caller's
+/// `instance.check` audit entry).
+async fn check(
+    st: &AppState,
+    ctx: &Ctx,
+    org: OrgId,
+    inst: &Instance,
+) -> Result<Instance, AppError> {
     let keys = keyring(st)?;
     let token = st
         .db
@@ -148,8 +151,14 @@ async fn check(st: &AppState, inst: &Instance) -> Result<Instance, AppError> {
         ),
         Err(e) => (false, vec![format!("Could not check the token: {e}")], None),
     };
+    let entry = audit_entry(
+        ctx,
+        org,
+        "instance.check",
+        json!({ "check_ok": ok, "problems": problems }),
+    )?;
     st.db
-        .record_instance_check(inst.id, ok, &problems, account.as_deref())
+        .record_instance_check_audited(inst.id, ok, &problems, account.as_deref(), |_| Some(entry))
         .await?;
     st.db
         .instance(inst.id)
@@ -169,7 +178,8 @@ fn summarise(r: &AccessReport) -> (bool, Vec<String>, Option<String>) {
     (ok, r.problems(), account)
 }
 
-/// Stores a connection, checks it at once, and writes the audit entry.
+/// Stores a connection with its `instance.connect` audit entry, then checks it at once (an
+/// `instance.check` entry with the result).
 async fn connect(
     st: &AppState,
     ctx: &Ctx,
@@ -177,20 +187,17 @@ async fn connect(
     conn: NewConnection,
 ) -> Result<Instance, AppError> {
     let keys = keyring(st)?;
-    let inst = st.db.save_instance_connection(&keys, org, &conn).await?;
-    let inst = check(st, &inst).await?;
-    audit(
-        st,
+    let entry = audit_entry(
         ctx,
         org,
         "instance.connect",
-        json!({
-            "base_url": inst.base_url, "method": inst.method, "scopes": inst.scopes,
-            "check_ok": inst.check_ok, "problems": inst.check_problems,
-        }),
-    )
-    .await?;
-    Ok(inst)
+        json!({ "base_url": conn.base_url, "method": conn.method, "scopes": conn.scopes }),
+    )?;
+    let inst = st
+        .db
+        .save_instance_connection_audited(&keys, org, &conn, |_| Some(entry))
+        .await?;
+    check(st, ctx, org, &inst).await
 }
 
 /// Connects with a pasted token (fields `base_url`, `token`).
@@ -251,7 +258,15 @@ async fn disconnect(st: &AppState, ctx: &Ctx, org: OrgId) -> Result<String, AppE
         }
         _ => Err("Guildhall did not issue this token, so it cannot revoke it".to_owned()),
     };
-    st.db.disconnect_instance(inst.id).await?;
+    let entry = audit_entry(
+        ctx,
+        org,
+        "instance.disconnect",
+        json!({ "base_url": inst.base_url, "revoked": revoked.is_ok() }),
+    )?;
+    st.db
+        .disconnect_instance_audited(inst.id, |_| Some(entry))
+        .await?;
     let message = match &revoked {
         Ok(()) => "Disconnected. The token was revoked at the instance.".to_owned(),
         Err(why) => format!(
@@ -259,14 +274,6 @@ async fn disconnect(st: &AppState, ctx: &Ctx, org: OrgId) -> Result<String, AppE
              instance ({why}): revoke it there (Preferences → Account → Authorized apps)."
         ),
     };
-    audit(
-        st,
-        ctx,
-        org,
-        "instance.disconnect",
-        json!({ "base_url": inst.base_url, "revoked": revoked.is_ok() }),
-    )
-    .await?;
     Ok(message)
 }
 
@@ -283,21 +290,20 @@ async fn rotate_webhook_secret(
         .ok_or_else(|| AppError::Conflict("connect an instance first".to_owned()))?;
     let keys = keyring(st)?;
     let secret = crate::auth::random_token();
-    st.db
-        .set_webhook_secret(
-            &keys,
-            inst.id,
-            &SecretValue::new(secret.clone().into_bytes()),
-        )
-        .await?;
-    audit(
-        st,
+    let entry = audit_entry(
         ctx,
         org,
         "instance.webhook_secret",
         json!({ "instance": inst.id }),
-    )
-    .await?;
+    )?;
+    st.db
+        .set_webhook_secret_audited(
+            &keys,
+            inst.id,
+            &SecretValue::new(secret.clone().into_bytes()),
+            |_| Some(entry),
+        )
+        .await?;
     Ok((inst, secret))
 }
 
@@ -568,16 +574,7 @@ pub(crate) async fn recheck(
 async fn recheck_inner(st: &AppState, ctx: &Ctx) -> Result<Instance, AppError> {
     let org = ctx.org_id()?;
     let inst = connected_instance(st, org).await?;
-    let inst = check(st, &inst).await?;
-    audit(
-        st,
-        ctx,
-        org,
-        "instance.check",
-        json!({ "check_ok": inst.check_ok, "problems": inst.check_problems }),
-    )
-    .await?;
-    Ok(inst)
+    check(st, ctx, org, &inst).await
 }
 
 /// `POST /orgs/{org}/instance/disconnect`.
