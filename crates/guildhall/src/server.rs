@@ -355,28 +355,29 @@ pub fn admin(cmd: AdminCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode>
             let password = read_password()?;
             runtime()?.block_on(async move {
                 let db = open_db(&config).await?;
+                let new = NewAccount {
+                    email,
+                    display_name: name,
+                    password,
+                    site_admin: true,
+                };
                 let account = db
-                    .create_account(&NewAccount {
-                        email,
-                        display_name: name,
-                        password,
-                        site_admin: true,
+                    .create_account_audited(&new, |account| {
+                        Some(NewAuditEntry {
+                            actor_id: None,
+                            actor: "cli".into(),
+                            action: "account.create_owner".into(),
+                            org_id: None,
+                            before: None,
+                            after: Some(serde_json::json!({
+                                "account_id": account.id,
+                                "email": account.email,
+                                "site_admin": true,
+                            })),
+                        })
                     })
                     .await
                     .context("creating the owner")?;
-                db.append_audit(&NewAuditEntry {
-                    actor_id: None,
-                    actor: "cli".into(),
-                    action: "account.create_owner".into(),
-                    org_id: None,
-                    before: None,
-                    after: Some(serde_json::json!({
-                        "account_id": account.id,
-                        "email": account.email,
-                        "site_admin": true,
-                    })),
-                })
-                .await?;
                 db.close().await;
                 writeln!(
                     out,
