@@ -739,16 +739,24 @@ pub async fn upload_source(
     }
     let format = s.format.as_deref().and_then(|f| Format::from_str(f).ok());
     let list = read_bytes(bytes, &s.name, format);
-    let r = store_read(db, &s, list, None, None, None, None).await?;
-    db.append_audit(&actor.audit(
+    store_read(db, &s, list, None, None, None, Some(actor)).await
+}
+
+/// The audit entry of an upload by `actor`: what the refresh `rid` found.
+fn upload_entry(
+    actor: &Actor,
+    s: &Source,
+    rid: i64,
+    outcome: RefreshOutcome,
+    (added, changed, removed): (i64, i64, i64),
+    problems: usize,
+) -> guildhall_db::audit::NewAuditEntry {
+    actor.audit(
         "lists.source.upload",
-        Some(org),
-        serde_json::json!({"source_id": id, "refresh_id": r.id, "outcome": r.outcome,
-            "added": r.added, "changed": r.changed, "removed": r.removed,
-            "problems": r.problems.len()}),
-    ))
-    .await?;
-    Ok(r)
+        Some(s.org_id),
+        serde_json::json!({"source_id": s.id, "refresh_id": rid, "outcome": outcome,
+            "added": added, "changed": changed, "removed": removed, "problems": problems}),
+    )
 }
 
 enum Fetched {
@@ -784,8 +792,8 @@ pub async fn refresh_source(svc: &Services, id: i64) -> Result<Refresh> {
             etag,
             last_modified,
             cursor,
-        }) => store_read(&svc.db, &s, list, etag, last_modified, cursor, Some(())).await,
-        Err(message) => record_failure(&svc.db, &s, &message).await,
+        }) => store_read(&svc.db, &s, list, etag, last_modified, cursor, None).await,
+        Err(message) => record_failure(&svc.db, &s, &message, None).await,
     }
 }
 
@@ -1055,7 +1063,13 @@ async fn record_not_modified(db: &Db, s: &Source) -> Result<Refresh> {
     one_refresh(db, id).await
 }
 
-async fn record_failure(db: &Db, s: &Source, message: &str) -> Result<Refresh> {
+/// Records a failed refresh (`upload`: the person whose upload failed, audited with it).
+async fn record_failure(
+    db: &Db,
+    s: &Source,
+    message: &str,
+    upload: Option<&Actor>,
+) -> Result<Refresh> {
     let mut tx = db.begin().await?;
     let id = insert_refresh(
         &mut tx,
@@ -1080,6 +1094,10 @@ async fn record_failure(db: &Db, s: &Source, message: &str) -> Result<Refresh> {
         ),
     )
     .await?;
+    if let Some(actor) = upload {
+        let entry = upload_entry(actor, s, id, RefreshOutcome::Failed, (0, 0, 0), 0);
+        append_in(&mut tx, &entry).await?;
+    }
     tx.commit().await?;
     one_refresh(db, id).await
 }
@@ -1151,7 +1169,7 @@ async fn store_read(
     etag: Option<String>,
     last_modified: Option<String>,
     cursor: Option<i64>,
-    fetched: Option<()>,
+    upload: Option<&Actor>,
 ) -> Result<Refresh> {
     let problems = problems_of(&list);
     if list.entries.is_empty() && list.obfuscated.is_empty() && list.error_count() > 0 {
@@ -1161,7 +1179,7 @@ async fn store_read(
             .find(|p| p.level == Level::Error)
             .map(|p| p.to_string())
             .unwrap_or_default();
-        return record_failure(db, s, &format!("no usable entry: {first}")).await;
+        return record_failure(db, s, &format!("no usable entry: {first}"), upload).await;
     }
     let old = load_snapshot(db, s.id).await?;
     let snap = Snapshot::of(&list);
@@ -1208,7 +1226,8 @@ async fn store_read(
     .await?;
     insert_source_changes(&mut tx, s.id, rid, &changes).await?;
     let t = now();
-    let (etag, last_modified) = if fetched.is_some() {
+    // An upload keeps the fetch validators of the source's URL, if it had one.
+    let (etag, last_modified) = if upload.is_none() {
         (etag, last_modified)
     } else {
         (s.etag.clone(), s.last_modified.clone())
@@ -1225,6 +1244,10 @@ async fn store_read(
     .map_err(guildhall_db::DbError::from)?;
     if outcome == RefreshOutcome::Changed {
         mark_lists_dirty(&mut tx, s.id).await?;
+    }
+    if let Some(actor) = upload {
+        let entry = upload_entry(actor, s, rid, outcome, counts, problems.len());
+        append_in(&mut tx, &entry).await?;
     }
     tx.commit().await?;
     one_refresh(db, rid).await

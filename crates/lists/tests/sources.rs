@@ -218,6 +218,37 @@ db_test!(
             source_entries(&w.db, w.coop, s.id).await.unwrap().len(),
             names.len()
         );
+        // Both uploads are in the audit log, each naming its refresh.
+        let uploads: Vec<serde_json::Value> =
+            w.db.audit_entries(Some(w.coop), None, 50)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.action == "lists.source.upload")
+                .map(|e| serde_json::from_str(e.after_json.as_deref().unwrap()).unwrap())
+                .collect();
+        assert_eq!(uploads.len(), 2, "{uploads:?}");
+        assert_eq!(uploads[0]["refresh_id"], bad.id);
+        assert_eq!(uploads[0]["outcome"], "failed");
+        assert_eq!(uploads[1]["refresh_id"], r.id);
+        assert_eq!(uploads[1]["added"], r.added);
+        // An upload whose audit entry cannot be written is not stored either.
+        guildhall_db::on_pool!(&w.db, p => sqlx::query("DELETE FROM audit_head").execute(p).await
+            .map(|r| r.rows_affected()))
+        .unwrap();
+        let file2 = "domain,severity\nnew.example,suspend\n";
+        assert!(
+            upload_source(&w.db, w.coop, &actor(&w), s.id, file2.as_bytes())
+                .await
+                .is_err()
+        );
+        let after: Vec<String> = source_entries(&w.db, w.coop, s.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.domain)
+            .collect();
+        assert_eq!(after, names);
     }
 );
 
