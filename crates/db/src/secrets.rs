@@ -541,7 +541,7 @@ mod tests {
         let rotated = keys.rotated();
         assert_eq!(db.reseal_secrets(&rotated).await.unwrap(), 2);
         assert_eq!(db.reseal_secrets(&rotated).await.unwrap(), 0);
-        let only_new = Keyring::new(rotated.current().clone(), vec![]);
+        let only_new = Keyring::new(rotated.current(), vec![]);
         assert_eq!(
             db.get_secret(&only_new, "b")
                 .await

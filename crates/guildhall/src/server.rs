@@ -430,12 +430,16 @@ pub fn admin(cmd: AdminCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode>
             }
             runtime()?.block_on(async move {
                 let db = open_db(&config).await?;
-                let n = db.reseal_secrets(&new).await?;
-                db.close().await;
+                let mut n = db.reseal_secrets(&new).await?;
                 if config.secret_key.is_none() && drop_old {
-                    Keyring::new(new.current().clone(), Vec::new())
+                    Keyring::new(new.current(), Vec::new())
                         .write_file(&config.secret_key_file, false)?;
+                    // A running process that read the old file just before it was rewritten
+                    // may have sealed a secret under an old key since: re-seal once more while
+                    // this process still has the old keys.
+                    n += db.reseal_secrets(&new).await?;
                 }
+                db.close().await;
                 writeln!(
                     out,
                     "{n} secrets re-encrypted with key {}{}",
