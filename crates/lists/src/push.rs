@@ -676,13 +676,14 @@ type PushRow = (
 const PUSH_COLUMNS: &str =
     "id, org_id, status, reason, created_at, decided_at, decided_by, finished_at, error";
 
-async fn push_from_row(db: &Db, r: PushRow) -> Result<Push> {
-    let counts: Vec<(String, i64)> = on_pool!(db, p => sqlx::query_as(
-        "SELECT state, COUNT(*) FROM lists_push_steps WHERE push_id = $1 GROUP BY state")
-        .bind(r.0).fetch_all(p).await)
-    .map_err(DbError::from)?;
+/// How many steps of a push are in each state.
+const STEP_COUNTS: &str =
+    "SELECT state, COUNT(*) FROM lists_push_steps WHERE push_id = $1 GROUP BY state";
+
+/// [`StepCounts`] from the rows of [`STEP_COUNTS`].
+fn step_counts(rows: Vec<(String, i64)>) -> Result<StepCounts> {
     let mut c = StepCounts::default();
-    for (s, n) in counts {
+    for (s, n) in rows {
         match StepState::parse(&s)? {
             StepState::Pending => c.pending = n,
             StepState::Done => c.done = n,
@@ -691,6 +692,14 @@ async fn push_from_row(db: &Db, r: PushRow) -> Result<Push> {
             StepState::Failed => c.failed = n,
         }
     }
+    Ok(c)
+}
+
+async fn push_from_row(db: &Db, r: PushRow) -> Result<Push> {
+    let rows: Vec<(String, i64)> =
+        on_pool!(db, p => sqlx::query_as(STEP_COUNTS).bind(r.0).fetch_all(p).await)
+            .map_err(DbError::from)?;
+    let c = step_counts(rows)?;
     Ok(Push {
         id: r.0,
         org_id: OrgId(r.1),
@@ -1619,17 +1628,20 @@ async fn run_leased(svc: &Services, lease: &InstanceLease, id: i64) -> Result<Pu
             continue;
         }
         Db::enqueue_in(&mut tx, &plan_job(p.org_id)).await?;
+        // The push's end and its audit entry are stored together.
+        let rows: Vec<(String, i64)> =
+            on_tx!(&mut tx, c => sqlx::query_as(STEP_COUNTS).bind(id).fetch_all(c).await)
+                .map_err(DbError::from)?;
+        let entry = Actor::worker().audit(
+            "lists.push.done",
+            Some(p.org_id),
+            serde_json::json!({"push_id": id, "counts": step_counts(rows)?}),
+        );
+        append_in(&mut tx, &entry).await?;
         tx.commit().await?;
         break;
     }
-    let done = push_any(db, id).await?;
-    db.append_audit(&Actor::worker().audit(
-        "lists.push.done",
-        Some(p.org_id),
-        serde_json::json!({"push_id": id, "counts": done.counts}),
-    ))
-    .await?;
-    Ok(done)
+    push_any(db, id).await
 }
 
 /// Attempts one pending step and records its outcome. A transient failure leaves the step

@@ -443,6 +443,14 @@ db_test!(
             1,
             "one run did the work, the other found it done"
         );
+        let done = audit
+            .iter()
+            .find(|a| a.action == "lists.push.done")
+            .unwrap();
+        let after: serde_json::Value =
+            serde_json::from_str(done.after_json.as_deref().unwrap()).unwrap();
+        assert_eq!(after["counts"]["done"], 12, "{after}");
+        assert_eq!(after["counts"]["pending"], 0, "{after}");
         // The lease was released: a later plan runs at once and finds nothing to do.
         let again = plan_instance(&w.svc, inst).await.unwrap();
         assert_eq!(
