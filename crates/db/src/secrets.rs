@@ -194,8 +194,8 @@ impl Keyring {
     }
 
     /// The keys now: for a keyring read from a key file, re-read when the file changed (or
-    /// always, with `force`). A file that cannot be read or parsed leaves the
-    /// keys as they were (it is tried again next time).
+    /// always, with `force`). A file that cannot be read or parsed leaves the keys as they
+    /// were (it is tried again next time).
     fn loaded(&self, force: bool) -> Arc<Loaded> {
         let now = self
             .loaded
@@ -212,13 +212,10 @@ impl Keyring {
         let Ok(text) = std::fs::read_to_string(path.as_path()) else {
             return now;
         };
-        let Ok(ring) = Keyring::parse(&text, &path.display().to_string()) else {
+        let Ok(keys) = parse_keys(&text, &path.display().to_string()) else {
             return now;
         };
-        let fresh = Arc::new(Loaded {
-            keys: ring.keys(),
-            stamp,
-        });
+        let fresh = Arc::new(Loaded { keys, stamp });
         match self.loaded.write() {
             Ok(mut l) => *l = Arc::clone(&fresh),
             Err(p) => *p.into_inner() = Arc::clone(&fresh),
@@ -229,26 +226,7 @@ impl Keyring {
     /// Parses keys separated by commas or new lines, current first (`origin` names where they
     /// came from, for errors). Blank lines and `#` comments are ignored.
     pub fn parse(text: &str, origin: &str) -> Result<Keyring, SecretError> {
-        let mut keys = Vec::new();
-        for (i, part) in text
-            .lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .flat_map(|l| l.split(','))
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .enumerate()
-        {
-            keys.push(
-                SecretKey::from_hex(part).ok_or_else(|| SecretError::BadKey {
-                    origin: origin.to_owned(),
-                    index: i + 1,
-                })?,
-            );
-        }
-        if keys.is_empty() {
-            return Err(SecretError::NoKey(origin.to_owned()));
-        }
-        Ok(Keyring::of(keys, None, None))
+        Ok(Keyring::of(parse_keys(text, origin)?, None, None))
     }
 
     /// Reads the key file at `path`, or creates it (mode 0600) with a new key if it does not
@@ -258,7 +236,7 @@ impl Keyring {
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 let stamp = FileStamp::of(path);
-                let keys = Keyring::parse(&text, &origin)?.keys();
+                let keys = parse_keys(&text, &origin)?;
                 Ok(Keyring::of(keys, Some(path), stamp))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -341,7 +319,6 @@ impl Keyring {
     ) -> Result<(String, Vec<u8>, Vec<u8>), SecretError> {
         use rand::RngCore;
         let key = self.current();
-        let key = &key;
         let mut nonce = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let cipher = XChaCha20Poly1305::new((&key.bytes).into());
@@ -374,7 +351,6 @@ impl Keyring {
                 name: name.to_owned(),
                 key_id: key_id.to_owned(),
             })?;
-        let key = &key;
         if nonce.len() != 24 {
             return Err(SecretError::Decrypt(name.to_owned()));
         }
@@ -391,6 +367,30 @@ impl Keyring {
             .map(SecretValue)
             .map_err(|_| SecretError::Decrypt(name.to_owned()))
     }
+}
+
+/// Keys separated by commas or new lines, current first (see [`Keyring::parse`]).
+fn parse_keys(text: &str, origin: &str) -> Result<Vec<SecretKey>, SecretError> {
+    let mut keys = Vec::new();
+    for (i, part) in text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .flat_map(|l| l.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .enumerate()
+    {
+        keys.push(
+            SecretKey::from_hex(part).ok_or_else(|| SecretError::BadKey {
+                origin: origin.to_owned(),
+                index: i + 1,
+            })?,
+        );
+    }
+    if keys.is_empty() {
+        return Err(SecretError::NoKey(origin.to_owned()));
+    }
+    Ok(keys)
 }
 
 /// [`Db::put_secret`] inside the caller's transaction.

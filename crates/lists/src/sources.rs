@@ -1227,10 +1227,10 @@ async fn store_read(
     insert_source_changes(&mut tx, s.id, rid, &changes).await?;
     let t = now();
     // An upload keeps the fetch validators of the source's URL, if it had one.
-    let (etag, last_modified) = if upload.is_none() {
-        (etag, last_modified)
-    } else {
+    let (etag, last_modified) = if upload.is_some() {
         (s.etag.clone(), s.last_modified.clone())
+    } else {
+        (etag, last_modified)
     };
     on_tx!(&mut tx, c => sqlx::query(
         "UPDATE lists_sources SET snapshot = CASE WHEN $1 THEN $2 ELSE snapshot END, \
