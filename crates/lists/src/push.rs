@@ -1421,10 +1421,121 @@ pub fn proposes_suspend(s: &PushStep) -> bool {
     }
 }
 
+/// How many follow look-ups a preview has in flight at once.
+pub const PREVIEW_FOLLOW_CONCURRENCY: usize = 8;
+
+/// Follow counts a preview asked for recently, per organisation, instance and domain, so that
+/// viewing a preview again within the cache's lifetime asks the instance nothing: each count
+/// costs one request of the instance's API rate limit, which the push itself needs. Only
+/// previews read it; the push's follower guard always asks the instance. Cloning shares it.
+#[derive(Clone)]
+pub struct FollowCache {
+    inner: std::sync::Arc<std::sync::Mutex<FollowCacheInner>>,
+}
+
+/// A cached count's key: the asking organisation, the instance's base URL and the domain.
+type FollowKey = (OrgId, String, String);
+
+struct FollowCacheInner {
+    ttl: Duration,
+    capacity: usize,
+    counts: HashMap<FollowKey, (i64, Instant)>,
+}
+
+impl FollowCache {
+    /// A cache keeping each count for `ttl`, holding at most `capacity` counts.
+    pub fn new(ttl: Duration, capacity: usize) -> FollowCache {
+        FollowCache {
+            inner: std::sync::Arc::new(std::sync::Mutex::new(FollowCacheInner {
+                ttl,
+                capacity,
+                counts: HashMap::new(),
+            })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FollowCacheInner> {
+        // A panic while holding the lock leaves a map that is still valid.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The count for `key` if it was asked within the lifetime.
+    fn get(&self, key: &FollowKey) -> Option<i64> {
+        let c = self.lock();
+        c.counts
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < c.ttl)
+            .map(|(n, _)| *n)
+    }
+
+    /// How many counts it holds (expired ones included until they are dropped).
+    pub fn len(&self) -> usize {
+        self.lock().counts.len()
+    }
+
+    /// Forgets every count (the next preview asks the instance again).
+    pub fn clear(&self) {
+        self.lock().counts.clear();
+    }
+
+    /// Whether it holds no count.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Records a count just asked. When full, expired counts are dropped first, then (if it is
+    /// still full) the oldest one.
+    fn put(&self, key: FollowKey, n: i64) {
+        let mut c = self.lock();
+        if c.counts.len() >= c.capacity && !c.counts.contains_key(&key) {
+            let ttl = c.ttl;
+            c.counts.retain(|_, (_, at)| at.elapsed() < ttl);
+            if c.counts.len() >= c.capacity {
+                let oldest = c
+                    .counts
+                    .iter()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    c.counts.remove(&k);
+                }
+            }
+        }
+        if c.capacity > 0 {
+            c.counts.insert(key, (n, Instant::now()));
+        }
+    }
+}
+
+impl Default for FollowCache {
+    /// Five minutes, 10,000 counts.
+    fn default() -> FollowCache {
+        FollowCache::new(Duration::from_secs(300), 10_000)
+    }
+}
+
+impl std::fmt::Debug for FollowCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = self.lock();
+        f.debug_struct("FollowCache")
+            .field("ttl", &c.ttl)
+            .field("capacity", &c.capacity)
+            .field("len", &c.counts.len())
+            .finish()
+    }
+}
+
 /// The follower check of a previewed diff (see [`FollowPreview`]). It never fails: when the
 /// instance cannot be asked (not connected, unreachable, refusing), the reason is in `error`
-/// and the remaining suspends count as unchecked.
-pub async fn preview_follows(svc: &Services, org: OrgId, steps: &[PushStep]) -> FollowPreview {
+/// and the remaining suspends count as unchecked. Counts in `cache` are used as they are; the
+/// others are asked [`PREVIEW_FOLLOW_CONCURRENCY`] at a time and cached.
+pub async fn preview_follows(
+    svc: &Services,
+    cache: &FollowCache,
+    org: OrgId,
+    steps: &[PushStep],
+) -> FollowPreview {
+    use futures_util::stream::{self, StreamExt};
     let suspends: Vec<&PushStep> = steps.iter().filter(|s| proposes_suspend(s)).collect();
     if suspends.is_empty() {
         return FollowPreview::default();
@@ -1433,25 +1544,44 @@ pub async fn preview_follows(svc: &Services, org: OrgId, steps: &[PushStep]) -> 
         Ok(c) => c,
         Err(e) => return FollowPreview::not_asked(steps, e.to_string()),
     };
+    let base = client.base_url().to_string();
+    // Collected first: a lazy `map` inside the future trips the compiler's `Send` check of
+    // the handlers awaiting it.
+    let asked: Vec<_> = suspends
+        .iter()
+        .take(PREVIEW_FOLLOW_LIMIT)
+        .map(|s| cached_follows(&client, cache, (org, base.clone(), s.domain.clone())))
+        .collect();
+    // In step order; the first failure ends the check (the look-ups still in flight are
+    // dropped).
+    let mut counts = stream::iter(asked).buffered(PREVIEW_FOLLOW_CONCURRENCY);
     let mut out = FollowPreview::default();
-    for (i, s) in suspends.iter().enumerate() {
-        if i >= PREVIEW_FOLLOW_LIMIT {
-            out.unchecked = suspends.len() - i;
-            break;
-        }
-        match current_follows(&client, &s.domain).await {
+    while let Some(r) = counts.next().await {
+        let i = out.checked.len();
+        match r {
             Ok(n) => out.checked.push(DomainFollows {
-                domain: s.domain.clone(),
+                domain: suspends[i].domain.clone(),
                 follows: n,
             }),
             Err(e) => {
                 out.error = Some(e.to_string());
                 out.unchecked = suspends.len() - i;
-                break;
+                return out;
             }
         }
     }
+    out.unchecked = suspends.len() - out.checked.len();
     out
+}
+
+/// [`current_follows`] through `cache` (`key`: organisation, instance base URL, domain).
+async fn cached_follows(client: &Client, cache: &FollowCache, key: FollowKey) -> Result<i64> {
+    if let Some(n) = cache.get(&key) {
+        return Ok(n);
+    }
+    let n = current_follows(client, &key.2).await?;
+    cache.put(key, n);
+    Ok(n)
 }
 
 fn params_of(e: &Entry) -> DomainBlockParams {
@@ -1713,4 +1843,45 @@ async fn set_step(db: &Db, id: i64, state: StepState, note: &str) -> Result<()> 
         .bind(state.as_str()).bind(note).bind(id).execute(c).await.map(|r| r.rows_affected()))
     .map_err(DbError::from)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(org: i64, d: &str) -> FollowKey {
+        (OrgId(org), "https://inst.example".into(), d.into())
+    }
+
+    #[test]
+    fn a_full_follow_cache_drops_expired_counts_then_the_oldest() {
+        let c = FollowCache::new(Duration::from_secs(300), 2);
+        c.put(key(1, "a.example"), 1);
+        std::thread::sleep(Duration::from_millis(2));
+        c.put(key(1, "b.example"), 2);
+        std::thread::sleep(Duration::from_millis(2));
+        c.put(key(1, "c.example"), 3);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.get(&key(1, "a.example")), None, "the oldest went");
+        assert_eq!(c.get(&key(1, "b.example")), Some(2));
+        assert_eq!(c.get(&key(1, "c.example")), Some(3));
+        // Replacing a count does not evict another.
+        c.put(key(1, "c.example"), 4);
+        assert_eq!(c.get(&key(1, "b.example")), Some(2));
+        assert_eq!(c.get(&key(1, "c.example")), Some(4));
+        // Keyed by organisation too.
+        assert_eq!(c.get(&key(2, "c.example")), None);
+
+        let expiring = FollowCache::new(Duration::from_millis(1), 2);
+        expiring.put(key(1, "a.example"), 1);
+        expiring.put(key(1, "b.example"), 2);
+        std::thread::sleep(Duration::from_millis(3));
+        assert_eq!(expiring.get(&key(1, "a.example")), None, "expired");
+        expiring.put(key(1, "c.example"), 3);
+        assert_eq!(expiring.len(), 1, "both expired counts dropped");
+
+        let none = FollowCache::new(Duration::from_secs(300), 0);
+        none.put(key(1, "a.example"), 1);
+        assert!(none.is_empty());
+    }
 }

@@ -574,9 +574,10 @@ db_test!(
 );
 
 db_test!(
-    the_preview_follow_check_is_bounded_and_counts_only_suspends,
+    the_preview_follow_check_is_bounded_counts_only_suspends_and_is_cached_per_organisation,
     |db| async move {
-        use guildhall_lists::push::{preview_follows, PREVIEW_FOLLOW_LIMIT};
+        use guildhall_lists::push::{preview_follows, FollowCache, PREVIEW_FOLLOW_LIMIT};
+        use std::time::Duration;
         let w = world(db).await;
         let n = PREVIEW_FOLLOW_LIMIT + 5;
         let names: Vec<String> = (0..n).map(|i| format!("s{i:03}.example")).collect();
@@ -591,12 +592,15 @@ db_test!(
         let p = plan_instance(&w.svc, inst).await.unwrap().awaiting.unwrap();
         let steps = push_steps(&w.db, inst, p).await.unwrap();
         assert_eq!(steps.len(), n + 1);
-        let measures_before = f
-            .requests()
-            .iter()
-            .filter(|r| r.path.contains("measures"))
-            .count();
-        let pf = preview_follows(&w.svc, inst, &steps).await;
+        let measures = || {
+            f.requests()
+                .iter()
+                .filter(|r| r.path.contains("measures"))
+                .count()
+        };
+        let cache = FollowCache::default();
+        let before = measures();
+        let pf = preview_follows(&w.svc, &cache, inst, &steps).await;
         assert_eq!(pf.checked.len(), PREVIEW_FOLLOW_LIMIT);
         assert_eq!(pf.unchecked, 5);
         assert_eq!(pf.error, None);
@@ -607,17 +611,77 @@ db_test!(
             None,
             "a silence is not checked"
         );
-        let asked = f
-            .requests()
+        // Asked several at a time, reported in step order.
+        let order: Vec<&str> = pf.checked.iter().map(|d| d.domain.as_str()).collect();
+        let expected: Vec<&str> = names[..PREVIEW_FOLLOW_LIMIT]
             .iter()
-            .filter(|r| r.path.contains("measures"))
-            .count()
-            - measures_before;
+            .map(String::as_str)
+            .collect();
+        assert_eq!(order, expected);
         assert_eq!(
-            asked, PREVIEW_FOLLOW_LIMIT,
+            measures() - before,
+            PREVIEW_FOLLOW_LIMIT,
             "one lookup per checked suspend"
         );
+
+        // Viewing the preview again within the cache's lifetime asks nothing.
+        let before = measures();
+        let again = preview_follows(&w.svc, &cache, inst, &steps).await;
+        assert_eq!(again, pf);
+        assert_eq!(measures() - before, 0, "cached counts are not asked again");
+
+        // Another organisation connected to the same instance does not read this one's counts.
+        let other = instance_org(&w, "other.example", &f).await;
+        let before = measures();
+        let theirs = preview_follows(&w.svc, &cache, other, &steps).await;
+        assert_eq!(theirs.checked.len(), PREVIEW_FOLLOW_LIMIT);
+        assert_eq!(measures() - before, PREVIEW_FOLLOW_LIMIT);
+
+        // Expired counts are asked again.
+        let expired = FollowCache::new(Duration::ZERO, 10_000);
+        let before = measures();
+        let _ = preview_follows(&w.svc, &expired, inst, &steps).await;
+        let _ = preview_follows(&w.svc, &expired, inst, &steps).await;
+        assert_eq!(measures() - before, 2 * PREVIEW_FOLLOW_LIMIT);
+
+        // A cache never holds more than its capacity.
+        let small = FollowCache::new(Duration::from_secs(300), 10);
+        let _ = preview_follows(&w.svc, &small, inst, &steps).await;
+        assert_eq!(small.len(), 10);
         assert!(f.block_writes().is_empty());
+    }
+);
+
+db_test!(
+    a_failed_follow_lookup_ends_the_preview_check_and_is_not_cached,
+    |db| async move {
+        use guildhall_lists::push::{preview_follows, FollowCache};
+        let w = world(db).await;
+        let list = named_list(
+            &w,
+            "F",
+            &[("a.example", "suspend"), ("b.example", "suspend")],
+        )
+        .await;
+        let f = fake(|b| b).await;
+        let inst = instance_org(&w, "inst.example", &f).await;
+        subscribe(&w.db, inst, &actor(&w), list, Mode::Review, 0, None)
+            .await
+            .unwrap();
+        let p = plan_instance(&w.svc, inst).await.unwrap().awaiting.unwrap();
+        let steps = push_steps(&w.db, inst, p).await.unwrap();
+        let cache = FollowCache::default();
+        // The instance refuses every request: nothing is checked, the reason is shown.
+        f.set_outage(Some(403));
+        let pf = preview_follows(&w.svc, &cache, inst, &steps).await;
+        assert!(pf.checked.is_empty(), "{pf:?}");
+        assert_eq!(pf.unchecked, 2);
+        assert!(pf.error.is_some());
+        // Nothing was cached: once the instance answers again, both are asked.
+        f.set_outage(None);
+        let pf = preview_follows(&w.svc, &cache, inst, &steps).await;
+        assert_eq!(pf.checked.len(), 2, "{pf:?}");
+        assert_eq!(pf.error, None);
     }
 );
 

@@ -44,6 +44,9 @@ pub struct InstanceSettings {
     pub keyring: Option<Arc<Keyring>>,
     /// The Mastodon client's timeouts and retries.
     pub client: ClientConfig,
+    /// Follow counts recent blocklist push previews asked the instances for (shared by every
+    /// request; the push itself always asks).
+    pub follow_cache: guildhall_lists::push::FollowCache,
 }
 
 impl AppState {
@@ -52,6 +55,14 @@ impl AppState {
     pub fn with_keyring(mut self, keys: Keyring) -> AppState {
         let mut s = (*self.instances).clone();
         s.keyring = Some(Arc::new(keys));
+        self.instances = Arc::new(s);
+        self
+    }
+
+    /// The same state with this cache of previews' follow counts (tests keep a handle on it).
+    pub fn with_follow_cache(mut self, cache: guildhall_lists::push::FollowCache) -> AppState {
+        let mut s = (*self.instances).clone();
+        s.follow_cache = cache;
         self.instances = Arc::new(s);
         self
     }

@@ -2205,7 +2205,7 @@ async fn preview_follows(st: &AppState, org: OrgId, steps: &[PushStep]) -> push:
                 keyring: k.clone(),
                 client: st.instances.client.clone(),
             };
-            push::preview_follows(&svc, org, steps).await
+            push::preview_follows(&svc, &st.instances.follow_cache, org, steps).await
         }
         None => push::FollowPreview::not_asked(
             steps,

@@ -1350,10 +1350,12 @@ db_test!(
             keyring: std::sync::Arc::new(keys.clone()),
             client: quick.clone(),
         };
+        let follow_cache = guildhall_lists::push::FollowCache::default();
         let app = guildhall_web::router(
             state(&db)
                 .with_keyring(keys.clone())
-                .with_mastodon_client(quick),
+                .with_mastodon_client(quick)
+                .with_follow_cache(follow_cache.clone()),
         );
         let owner = account(&db, "owner@coop.example", false).await;
         let coop = org(&db, "Co-op", owner).await;
@@ -1452,8 +1454,23 @@ db_test!(
             &pp.body[at..at + end]
         );
 
-        // The instance goes down: the page still renders and says it could not ask.
+        // The instance goes down. Within the cache's lifetime the views show the counts asked
+        // before and ask nothing.
         fake.set_outage(Some(503));
+        let measures = || {
+            fake.requests()
+                .iter()
+                .filter(|r| r.path.contains("measures"))
+                .count()
+        };
+        let before = measures();
+        let page = i.get(&format!("/orgs/{inst}/subscriptions")).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(!page.body.contains("id=\"follow-error\""), "{}", page.body);
+        assert!(page.body.contains("<td class=\"follows\">2</td>"));
+        assert_eq!(measures(), before, "cached counts are not asked again");
+        // Once the counts are gone, the page still renders and says it could not ask.
+        follow_cache.clear();
         let page = i.get(&format!("/orgs/{inst}/subscriptions")).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         assert!(page.body.contains("id=\"follow-error\""), "{}", page.body);
