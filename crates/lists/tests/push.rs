@@ -12,7 +12,7 @@ use guildhall_db::{db_test, on_pool};
 use guildhall_lists::lists::{create_list, rebuild_list, ListSource, NewList, Policy};
 use guildhall_lists::push::{
     approve_push, awaiting_push, plan_instance, push, push_steps, reject_push, run_push, subscribe,
-    Mode, PushStatus, StepState,
+    Mode, PushStatus, PushStep, StepState,
 };
 use guildhall_lists::sources::{create_source, upload_source, NewSource, SourceSpec};
 use guildhall_lists::ListsError;
@@ -573,6 +573,22 @@ db_test!(
     }
 );
 
+/// An instance organisation connected to `f`, subscribed to `list` in review mode, and the
+/// steps of the push awaiting its review.
+async fn previewed(
+    w: &World,
+    f: &guildhall_fake_mastodon::FakeMastodon,
+    list: i64,
+) -> (guildhall_core::OrgId, Vec<PushStep>) {
+    let inst = instance_org(w, "inst.example", f).await;
+    subscribe(&w.db, inst, &actor(w), list, Mode::Review, 0, None)
+        .await
+        .unwrap();
+    let p = plan_instance(&w.svc, inst).await.unwrap().awaiting.unwrap();
+    let steps = push_steps(&w.db, inst, p).await.unwrap();
+    (inst, steps)
+}
+
 db_test!(
     the_preview_follow_check_is_bounded_counts_only_suspends_and_is_cached_per_organisation,
     |db| async move {
@@ -585,12 +601,7 @@ db_test!(
         rows.push(("quiet.example", "silence"));
         let list = named_list(&w, "S", &rows).await;
         let f = fake(|b| b.follow("s001.example", "2017-06-01")).await;
-        let inst = instance_org(&w, "inst.example", &f).await;
-        subscribe(&w.db, inst, &actor(&w), list, Mode::Review, 0, None)
-            .await
-            .unwrap();
-        let p = plan_instance(&w.svc, inst).await.unwrap().awaiting.unwrap();
-        let steps = push_steps(&w.db, inst, p).await.unwrap();
+        let (inst, steps) = previewed(&w, &f, list).await;
         assert_eq!(steps.len(), n + 1);
         let measures = || {
             f.requests()
@@ -664,12 +675,7 @@ db_test!(
         )
         .await;
         let f = fake(|b| b).await;
-        let inst = instance_org(&w, "inst.example", &f).await;
-        subscribe(&w.db, inst, &actor(&w), list, Mode::Review, 0, None)
-            .await
-            .unwrap();
-        let p = plan_instance(&w.svc, inst).await.unwrap().awaiting.unwrap();
-        let steps = push_steps(&w.db, inst, p).await.unwrap();
+        let (inst, steps) = previewed(&w, &f, list).await;
         let cache = FollowCache::default();
         // The instance refuses every request: nothing is checked, the reason is shown.
         f.set_outage(Some(403));
