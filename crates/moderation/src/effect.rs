@@ -19,12 +19,19 @@
 //! service account, when Guildhall knows which account its token belongs to. A resolve step is
 //! in effect when the report is resolved; a resolve the server refuses is also checked that
 //! way, so an already-resolved report does not fail the decision.
+//!
+//! When the report cannot be read (deleted, or the token may not read reports), an account
+//! action is looked for on the account itself (`GET /api/v1/admin/accounts/:id`). A warning
+//! leaves no trace there, so it is not sent again without knowing: every action records a
+//! strike on the account and may email the user, and a second warning for one decision would
+//! be a wrong done to them. The decision fails instead, saying why, for a moderator to check
+//! on the instance. A resolve, which the user never sees, is sent again.
 
 use guildhall_core::Timestamp;
 use guildhall_db::audit::{append_in, NewAuditEntry};
 use guildhall_db::jobs::Job;
 use guildhall_db::{on_pool, on_tx, Db};
-use guildhall_mastodon::models::{AccountAction, AdminReport};
+use guildhall_mastodon::models::{AccountAction, AdminAccount, AdminReport};
 use guildhall_mastodon::Client;
 use serde_json::Value;
 
@@ -157,21 +164,26 @@ fn report_shows(
     if kind != "action" {
         return report.action_taken;
     }
-    let t = &report.target_account;
-    match action {
-        Action::Sensitive => t.sensitized,
-        Action::Disable => t.disabled == Some(true),
-        Action::Silence => t.silenced,
-        Action::Suspend => t.suspended,
+    account_shows(&report.target_account, action).unwrap_or_else(|| {
         // A warning changes no account state; with a report id it resolves that report.
-        Action::None => {
-            report.action_taken
-                && match (service_acct, &report.action_taken_by_account) {
-                    (Some(me), Some(by)) => by.acct().eq_ignore_ascii_case(me),
-                    (Some(_), None) => false,
-                    (None, _) => true,
-                }
-        }
+        report.action_taken
+            && match (service_acct, &report.action_taken_by_account) {
+                (Some(me), Some(by)) => by.acct().eq_ignore_ascii_case(me),
+                (Some(_), None) => false,
+                (None, _) => true,
+            }
+    })
+}
+
+/// Whether the account shows the action in effect; `None` for a warning, which changes no
+/// account state.
+fn account_shows(t: &AdminAccount, action: Action) -> Option<bool> {
+    match action {
+        Action::Sensitive => Some(t.sensitized),
+        Action::Disable => Some(t.disabled == Some(true)),
+        Action::Silence => Some(t.silenced),
+        Action::Suspend => Some(t.suspended),
+        Action::None => None,
     }
 }
 
@@ -184,6 +196,19 @@ async fn in_effect(
 ) -> std::result::Result<bool, guildhall_mastodon::Error> {
     let report = client.report(remote_id).await?;
     Ok(report_shows(&report, kind, ctx.action, ctx.service_acct))
+}
+
+/// Asks the instance whether the target account shows the decision's action; `None` for a
+/// warning, which leaves no state on the account.
+async fn action_on_account(
+    client: &Client,
+    ctx: &StepCtx<'_>,
+) -> std::result::Result<Option<bool>, guildhall_mastodon::Error> {
+    if ctx.action == Action::None {
+        return Ok(None);
+    }
+    let account = client.admin_account(&ctx.d.target_account_id).await?;
+    Ok(account_shows(&account, ctx.action))
 }
 
 /// The `moderation.apply` handler.
@@ -255,9 +280,52 @@ pub(crate) async fn apply_job_handler(services: Services, job: Job) -> Result<()
                     }
                     return Err(e.into());
                 }
+                Err(e) if kind == "action" => {
+                    // The report cannot be read: look at the account (see the module doc).
+                    let unknown = match action_on_account(&client, &step_ctx).await {
+                        Ok(Some(true)) => {
+                            step_ctx.confirmed(*step_id, kind, remote_id).await?;
+                            continue;
+                        }
+                        Ok(Some(false)) => None,
+                        Ok(None) => Some(format!(
+                            "an earlier attempt at this warning may have reached the instance, \
+                             which would not show report {remote_id} ({e}); not sent again, so \
+                             as not to warn the user twice: check the account on the instance"
+                        )),
+                        Err(ae) if ae.is_transient() => {
+                            let msg = ae.to_string();
+                            step_ctx.note_error(*step_id, &msg).await?;
+                            if last_attempt {
+                                fail_decision(
+                                    db,
+                                    decision_id,
+                                    *step_id,
+                                    &msg,
+                                    d.coop_org_id,
+                                    d.case_id,
+                                )
+                                .await?;
+                            }
+                            return Err(ae.into());
+                        }
+                        Err(ae) => Some(format!(
+                            "an earlier attempt at this action may have reached the instance, \
+                             which would show neither report {remote_id} ({e}) nor the account \
+                             ({ae}); not sent again, so as not to act on the user twice: check \
+                             the account on the instance"
+                        )),
+                    };
+                    if let Some(msg) = unknown {
+                        step_ctx.note_error(*step_id, &msg).await?;
+                        fail_decision(db, decision_id, *step_id, &msg, d.coop_org_id, d.case_id)
+                            .await?;
+                        return Ok(());
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(decision = decision_id, step = *step_id, error = %e,
-                        "could not ask the instance whether an earlier attempt took effect; sending again");
+                        "could not ask the instance whether an earlier resolve took effect; resolving again");
                 }
             }
         }

@@ -258,3 +258,104 @@ db_test!(
         assert_eq!(count(&audit, "moderation.delivery_failed"), 0, "{audit:?}");
     }
 );
+
+/// The instance will not show report 11 (as after its deletion) the next time it is asked.
+fn hide_report_once(a: &FakeMastodon) {
+    a.inject_response(
+        "/api/v1/admin/reports/11",
+        Injected::json(404, r#"{"error":"Record not found"}"#),
+    );
+}
+
+/// Whether the job looked at the target account itself.
+fn asked_the_account(a: &FakeMastodon) -> bool {
+    let path = format!("/api/v1/admin/accounts/{ALICE}");
+    a.requests()
+        .iter()
+        .any(|r| r.method == "GET" && r.path == path)
+}
+
+/// The decision's failure message, if it failed.
+async fn failure(w: &World, decision_id: i64) -> Option<String> {
+    let failure: Option<String> = on_pool!(&w.db, p => sqlx::query_scalar(
+        "SELECT failure FROM mod_decisions WHERE id = $1")
+        .bind(decision_id).fetch_one(p).await)
+    .unwrap();
+    failure
+}
+
+db_test!(
+    an_action_whose_report_cannot_be_read_is_confirmed_on_the_account,
+    |db| async move {
+        let a = fake(&[rude_report(11)]).await;
+        let w = world(&db, &[&a]).await;
+        let id = decided(&w, Action::Silence).await;
+        drain(&w.services).await;
+        assert_eq!(decision_state(&w, id).await.0, DecisionState::Delivered);
+        let before = count(&audit_actions(&db).await, "moderation.delivery_confirmed");
+        // The recording was lost, and the report can no longer be read: the account shows
+        // the silence, so it is not sent again.
+        forget_delivery(&db, id).await;
+        hide_report_once(&a);
+        drain(&w.services).await;
+        assert_eq!(actions_of(&a, "silence"), 1, "{:?}", a.account_actions());
+        let (state, steps) = decision_state(&w, id).await;
+        assert_eq!(state, DecisionState::Delivered, "{steps:?}");
+        let after = count(&audit_actions(&db).await, "moderation.delivery_confirmed");
+        assert_eq!(after - before, steps.len(), "every step confirmed");
+        assert!(asked_the_account(&a));
+    }
+);
+
+db_test!(
+    an_action_that_never_reached_the_instance_is_sent_when_its_report_cannot_be_read,
+    |db| async move {
+        let a = fake(&[rude_report(11)]).await;
+        let w = world(&db, &[&a]).await;
+        let id = decided(&w, Action::Silence).await;
+        // An attempt was recorded but never sent, and the report cannot be read: the account
+        // is not silenced, so the silence is sent.
+        on_pool!(&db, p => sqlx::query(
+            "UPDATE mod_delivery_steps SET attempts = 1 WHERE decision_id = $1 AND kind = 'action'")
+            .bind(id).execute(p).await.map(|r| r.rows_affected()))
+        .unwrap();
+        hide_report_once(&a);
+        drain(&w.services).await;
+        assert_eq!(actions_of(&a, "silence"), 1, "{:?}", a.account_actions());
+        assert!(a.account(ALICE).unwrap().silenced);
+        assert_eq!(decision_state(&w, id).await.0, DecisionState::Delivered);
+        assert!(asked_the_account(&a));
+    }
+);
+
+db_test!(
+    a_warning_whose_report_cannot_be_read_is_not_sent_twice,
+    |db| async move {
+        let a = fake(&[rude_report(11)]).await;
+        let w = world(&db, &[&a]).await;
+        let id = decided(&w, Action::None).await;
+        drain(&w.services).await;
+        assert_eq!(decision_state(&w, id).await.0, DecisionState::Delivered);
+        assert_eq!(actions_of(&a, "none"), 1);
+        // The recording was lost, and the report can no longer be read: nothing on the
+        // account shows a warning, so it is not sent again; the decision fails, saying why.
+        forget_delivery(&db, id).await;
+        hide_report_once(&a);
+        drain(&w.services).await;
+        assert_eq!(
+            actions_of(&a, "none"),
+            1,
+            "warned twice: {:?}",
+            a.account_actions()
+        );
+        let (state, steps) = decision_state(&w, id).await;
+        assert_eq!(state, DecisionState::Failed, "{steps:?}");
+        let why = failure(&w, id).await.unwrap_or_default();
+        assert!(why.contains("not sent again"), "{why}");
+        assert!(why.contains("report 11"), "{why}");
+        assert_eq!(
+            count(&audit_actions(&db).await, "moderation.delivery_failed"),
+            1
+        );
+    }
+);
