@@ -152,6 +152,25 @@ impl StepCtx<'_> {
             .bind(msg).bind(Timestamp::now().0).bind(step_id).execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
+
+    /// Records a step's error and, when `fail` (the last attempt, or a failure retrying cannot
+    /// help), fails the decision with it.
+    async fn note_failure(&self, step_id: i64, msg: &str, fail: bool) -> Result<()> {
+        self.note_error(step_id, msg).await?;
+        if fail {
+            let d = self.d;
+            fail_decision(
+                self.db,
+                self.decision_id,
+                step_id,
+                msg,
+                d.coop_org_id,
+                d.case_id,
+            )
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 /// Whether the instance's report shows the step in effect already (see the module doc).
@@ -272,12 +291,9 @@ pub(crate) async fn apply_job_handler(services: Services, job: Job) -> Result<()
                 }
                 Ok(false) => {}
                 Err(e) if e.is_transient() => {
-                    let msg = e.to_string();
-                    step_ctx.note_error(*step_id, &msg).await?;
-                    if last_attempt {
-                        fail_decision(db, decision_id, *step_id, &msg, d.coop_org_id, d.case_id)
-                            .await?;
-                    }
+                    step_ctx
+                        .note_failure(*step_id, &e.to_string(), last_attempt)
+                        .await?;
                     return Err(e.into());
                 }
                 Err(e) if kind == "action" => {
@@ -294,19 +310,9 @@ pub(crate) async fn apply_job_handler(services: Services, job: Job) -> Result<()
                              as not to warn the user twice: check the account on the instance"
                         )),
                         Err(ae) if ae.is_transient() => {
-                            let msg = ae.to_string();
-                            step_ctx.note_error(*step_id, &msg).await?;
-                            if last_attempt {
-                                fail_decision(
-                                    db,
-                                    decision_id,
-                                    *step_id,
-                                    &msg,
-                                    d.coop_org_id,
-                                    d.case_id,
-                                )
+                            step_ctx
+                                .note_failure(*step_id, &ae.to_string(), last_attempt)
                                 .await?;
-                            }
                             return Err(ae.into());
                         }
                         Err(ae) => Some(format!(
@@ -317,9 +323,7 @@ pub(crate) async fn apply_job_handler(services: Services, job: Job) -> Result<()
                         )),
                     };
                     if let Some(msg) = unknown {
-                        step_ctx.note_error(*step_id, &msg).await?;
-                        fail_decision(db, decision_id, *step_id, &msg, d.coop_org_id, d.case_id)
-                            .await?;
+                        step_ctx.note_failure(*step_id, &msg, true).await?;
                         return Ok(());
                     }
                 }
@@ -357,15 +361,13 @@ pub(crate) async fn apply_job_handler(services: Services, job: Job) -> Result<()
         match result {
             Ok(()) => step_ctx.delivered(*step_id, kind, remote_id).await?,
             Err(e) => {
-                let msg = e.to_string();
-                step_ctx.note_error(*step_id, &msg).await?;
-                if !e.is_transient() || last_attempt {
-                    fail_decision(db, decision_id, *step_id, &msg, d.coop_org_id, d.case_id)
-                        .await?;
-                    if !e.is_transient() {
-                        // Retrying cannot help: the failure is recorded; the job ends.
-                        return Ok(());
-                    }
+                let transient = e.is_transient();
+                step_ctx
+                    .note_failure(*step_id, &e.to_string(), !transient || last_attempt)
+                    .await?;
+                if !transient {
+                    // Retrying cannot help: the failure is recorded; the job ends.
+                    return Ok(());
                 }
                 return Err(e.into());
             }

@@ -174,25 +174,39 @@ db_test!(
     }
 );
 
+/// As if the worker died after recording an attempt at the action, before the request went
+/// out.
+async fn attempted_not_sent(db: &Db, decision_id: i64) {
+    on_pool!(db, p => sqlx::query(
+        "UPDATE mod_delivery_steps SET attempts = 1 WHERE decision_id = $1 AND kind = 'action'")
+        .bind(decision_id).execute(p).await.map(|r| r.rows_affected()))
+    .unwrap();
+}
+
 db_test!(
     an_attempt_that_never_reached_the_instance_is_sent_once,
     |db| async move {
-        let a = fake(&[rude_report(11)]).await;
-        let w = world(&db, &[&a]).await;
-        let id = decided(&w, Action::Silence).await;
-        // An attempt was recorded, but the worker died before the request went out.
-        on_pool!(&db, p => sqlx::query(
-            "UPDATE mod_delivery_steps SET attempts = 1 WHERE decision_id = $1 AND kind = 'action'")
-            .bind(id).execute(p).await.map(|r| r.rows_affected()))
-        .unwrap();
-        drain(&w.services).await;
-        assert_eq!(actions_of(&a, "silence"), 1, "{:?}", a.account_actions());
-        assert!(a.account(ALICE).unwrap().silenced);
-        assert_eq!(decision_state(&w, id).await.0, DecisionState::Delivered);
-        assert_eq!(
-            count(&audit_actions(&db).await, "moderation.delivery_confirmed"),
-            0
-        );
+        // Whether or not the report can be read when the job looks (if not, the account is).
+        for report_readable in [true, false] {
+            let a = fake(&[rude_report(11)]).await;
+            let w = world(&db, &[&a]).await;
+            let id = decided(&w, Action::Silence).await;
+            let confirmed_before =
+                count(&audit_actions(&db).await, "moderation.delivery_confirmed");
+            attempted_not_sent(&db, id).await;
+            if !report_readable {
+                hide_report_once(&a);
+            }
+            drain(&w.services).await;
+            assert_eq!(actions_of(&a, "silence"), 1, "{:?}", a.account_actions());
+            assert!(a.account(ALICE).unwrap().silenced);
+            assert_eq!(decision_state(&w, id).await.0, DecisionState::Delivered);
+            assert_eq!(
+                count(&audit_actions(&db).await, "moderation.delivery_confirmed"),
+                confirmed_before
+            );
+            assert_eq!(asked_the_account(&a), !report_readable);
+        }
     }
 );
 
@@ -209,10 +223,7 @@ db_test!(
         let id = decided(&w, Action::None).await;
         // An attempt was recorded but never sent; meanwhile the instance's own moderator
         // resolved the report: the warning has not reached the user and must still be sent.
-        on_pool!(&db, p => sqlx::query(
-            "UPDATE mod_delivery_steps SET attempts = 1 WHERE decision_id = $1 AND kind = 'action'")
-            .bind(id).execute(p).await.map(|r| r.rows_affected()))
-        .unwrap();
+        attempted_not_sent(&db, id).await;
         let house = Client::new(
             a.url(),
             Some(Secret::new("tok-house".to_owned())),
@@ -303,27 +314,6 @@ db_test!(
         assert_eq!(state, DecisionState::Delivered, "{steps:?}");
         let after = count(&audit_actions(&db).await, "moderation.delivery_confirmed");
         assert_eq!(after - before, steps.len(), "every step confirmed");
-        assert!(asked_the_account(&a));
-    }
-);
-
-db_test!(
-    an_action_that_never_reached_the_instance_is_sent_when_its_report_cannot_be_read,
-    |db| async move {
-        let a = fake(&[rude_report(11)]).await;
-        let w = world(&db, &[&a]).await;
-        let id = decided(&w, Action::Silence).await;
-        // An attempt was recorded but never sent, and the report cannot be read: the account
-        // is not silenced, so the silence is sent.
-        on_pool!(&db, p => sqlx::query(
-            "UPDATE mod_delivery_steps SET attempts = 1 WHERE decision_id = $1 AND kind = 'action'")
-            .bind(id).execute(p).await.map(|r| r.rows_affected()))
-        .unwrap();
-        hide_report_once(&a);
-        drain(&w.services).await;
-        assert_eq!(actions_of(&a, "silence"), 1, "{:?}", a.account_actions());
-        assert!(a.account(ALICE).unwrap().silenced);
-        assert_eq!(decision_state(&w, id).await.0, DecisionState::Delivered);
         assert!(asked_the_account(&a));
     }
 );
