@@ -224,6 +224,14 @@ pub(crate) async fn render_errors(req: Request, next: Next) -> Response {
             e.body()
         }
     };
+    if path.starts_with("/webhooks/") {
+        // Webhook senders are servers: plain text, like the receiver's own answers.
+        let text = match &body.field {
+            Some(f) => format!("{} (field: {f})\n", body.message),
+            None => format!("{}\n", body.message),
+        };
+        return (status, text).into_response();
+    }
     if wants_json(&path) {
         let json = serde_json::json!({ "error": body });
         let mut out = (status, axum::Json(json)).into_response();

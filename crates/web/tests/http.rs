@@ -68,6 +68,14 @@ async fn check_bad_bodies(
             "{what}: malformed body gave {} {}",
             r.status, r.body
         ));
+    } else if spec.path.starts_with("/webhooks/") {
+        // Plain text for the sending server.
+        if !r.body.contains("(field: ") || r.body.contains('<') {
+            failures.push(format!(
+                "{what}: the plain answer names no field: {}",
+                r.body
+            ));
+        }
     } else if !r.body.starts_with('{') {
         if !r.body.contains("Field: <code>") {
             failures.push(format!("{what}: the error page names no field"));
@@ -88,6 +96,12 @@ async fn check_bad_bodies(
     let r = c.send(spec.method.clone(), path, Some(ct), big, &hdr).await;
     if r.status != StatusCode::PAYLOAD_TOO_LARGE {
         failures.push(format!("{what}: oversized body gave {}", r.status));
+    }
+    if spec.path.starts_with("/webhooks/") && r.body.contains('<') {
+        failures.push(format!(
+            "{what}: an HTML page for the sending server: {}",
+            r.body
+        ));
     }
     if spec.body == BodySize::Upload {
         // Over the general limit but within the upload limit: read (then refused as

@@ -463,6 +463,12 @@ db_test!(
             )
             .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
+        // The sending server gets plain text, as for the receiver's own answers (not a page).
+        assert!(
+            !r.body.contains('<') && r.body.ends_with('\n'),
+            "{}",
+            r.body
+        );
 
         // Rotating the secret: the old one no longer works.
         let r = c
