@@ -78,6 +78,9 @@ pub struct Instance {
     pub account: Option<String>,
     /// Whether the last check found everything Guildhall needs.
     pub check_ok: Option<bool>,
+    /// Whether the last check found everything the moderation co-op needs (reports and
+    /// accounts; domain blocks may still be missing).
+    pub check_moderation_ok: Option<bool>,
     /// The last check's plain-words problems.
     pub check_problems: Vec<String>,
     /// When the last check ran.
@@ -88,6 +91,19 @@ pub struct Instance {
     pub connected_at: Option<Timestamp>,
     /// When the row was created.
     pub created_at: Timestamp,
+}
+
+/// What an access check found, as recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckResult<'a> {
+    /// Nothing Guildhall needs is known to be missing.
+    pub ok: bool,
+    /// Nothing the moderation co-op needs is known to be missing.
+    pub moderation_ok: bool,
+    /// The plain-words problems.
+    pub problems: &'a [String],
+    /// The account the token belongs to (`@name`), when the check could read it.
+    pub account: Option<&'a str>,
 }
 
 /// What a connection stores.
@@ -136,7 +152,8 @@ pub struct WebhookDelivery {
 }
 
 const INSTANCE_COLUMNS: &str = "id, org_id, base_url, method, client_id, scopes, connected, \
-     account, check_ok, check_problems, checked_at, webhook_secret_set, connected_at, created_at";
+     account, check_ok, check_problems, checked_at, webhook_secret_set, connected_at, created_at, \
+     check_moderation_ok";
 
 type InstanceRow = (
     i64,
@@ -153,6 +170,7 @@ type InstanceRow = (
     bool,
     Option<i64>,
     i64,
+    Option<bool>,
 );
 
 fn instance_from_row(r: InstanceRow) -> Result<Instance, DbError> {
@@ -180,6 +198,7 @@ fn instance_from_row(r: InstanceRow) -> Result<Instance, DbError> {
         connected: r.6,
         account: r.7,
         check_ok: r.8,
+        check_moderation_ok: r.14,
         check_problems,
         checked_at: r.10.map(Timestamp),
         webhook_secret_set: r.11,
@@ -233,8 +252,8 @@ impl Db {
              VALUES ($1, $2, $3, $4, $5, TRUE, NULL, NULL, NULL, NULL, $6, $6) \
              ON CONFLICT (org_id) DO UPDATE SET base_url = excluded.base_url, \
              method = excluded.method, client_id = excluded.client_id, scopes = excluded.scopes, \
-             connected = TRUE, account = NULL, check_ok = NULL, check_problems = NULL, \
-             checked_at = NULL, connected_at = excluded.connected_at \
+             connected = TRUE, account = NULL, check_ok = NULL, check_moderation_ok = NULL, \
+             check_problems = NULL, checked_at = NULL, connected_at = excluded.connected_at \
              RETURNING {INSTANCE_COLUMNS}"
         );
         let mut tx = self.begin().await?;
@@ -261,7 +280,8 @@ impl Db {
         Ok(inst)
     }
 
-    /// Records the result of an access check.
+    /// Records the result of an access check that found everything (`ok`) or found something
+    /// missing for every part of Guildhall alike.
     pub async fn record_instance_check(
         &self,
         id: i64,
@@ -269,28 +289,33 @@ impl Db {
         problems: &[String],
         account: Option<&str>,
     ) -> Result<(), DbError> {
-        self.record_instance_check_audited(id, ok, problems, account, |_| None)
+        let check = CheckResult {
+            ok,
+            moderation_ok: ok,
+            problems,
+            account,
+        };
+        self.record_instance_check_audited(id, &check, |_| None)
             .await
     }
 
-    /// [`Db::record_instance_check`], recording `audit`'s entry in the same transaction.
+    /// Records the result of an access check, with `audit`'s entry in the same transaction.
     pub async fn record_instance_check_audited(
         &self,
         id: i64,
-        ok: bool,
-        problems: &[String],
-        account: Option<&str>,
+        check: &CheckResult<'_>,
         audit: impl AuditWith<()>,
     ) -> Result<(), DbError> {
-        let text = serde_json::to_string(problems).map_err(|e| DbError::Invalid {
+        let text = serde_json::to_string(check.problems).map_err(|e| DbError::Invalid {
             field: "check_problems",
             message: e.to_string(),
         })?;
         let mut tx = self.begin().await?;
         on_tx!(&mut tx, c => sqlx::query(
-            "UPDATE instances SET check_ok = $1, check_problems = $2, checked_at = $3, \
-             account = COALESCE($4, account) WHERE id = $5")
-            .bind(ok).bind(&text).bind(Timestamp::now().0).bind(account).bind(id)
+            "UPDATE instances SET check_ok = $1, check_moderation_ok = $2, check_problems = $3, \
+             checked_at = $4, account = COALESCE($5, account) WHERE id = $6")
+            .bind(check.ok).bind(check.moderation_ok).bind(&text).bind(Timestamp::now().0)
+            .bind(check.account).bind(id)
             .execute(c).await.map(|r| r.rows_affected()))?;
         append_made(&mut tx, audit, &()).await?;
         tx.commit().await
@@ -311,8 +336,8 @@ impl Db {
         let mut tx = self.begin().await?;
         on_tx!(&mut tx, c => sqlx::query(
             "UPDATE instances SET connected = FALSE, client_id = NULL, scopes = NULL, \
-             check_ok = NULL, check_problems = NULL, checked_at = NULL, connected_at = NULL \
-             WHERE id = $1")
+             check_ok = NULL, check_moderation_ok = NULL, check_problems = NULL, checked_at = NULL, \
+             connected_at = NULL WHERE id = $1")
             .bind(id).execute(c).await.map(|r| r.rows_affected()))?;
         delete_secret_in(&mut tx, &token_secret_name(id)).await?;
         delete_secret_in(&mut tx, &client_secret_name(id)).await?;

@@ -213,11 +213,23 @@ pub enum Grant {
     Unknown,
 }
 
+/// What part of Guildhall needs a capability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Area {
+    /// The moderation co-op: reading and resolving reports, acting on accounts.
+    Moderation,
+    /// Shared blocklists: reading and changing the instance's domain blocks.
+    Blocklists,
+}
+
 /// One capability Guildhall needs, checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Capability {
     /// What it is for, in plain words.
     pub purpose: &'static str,
+    /// The part of Guildhall that needs it.
+    pub area: Area,
     /// The scope it needs.
     pub scope: &'static str,
     /// The permission it needs.
@@ -251,45 +263,60 @@ impl Capability {
     }
 }
 
-/// What Guildhall needs, as (purpose, scope, permission, read probe path).
-pub(crate) const CAPABILITIES: &[(&str, &str, Permissions, Option<&str>)] = &[
+/// What Guildhall needs, as (purpose, area, scope, permission, read probe path).
+pub(crate) const CAPABILITIES: &[(&str, Area, &str, Permissions, Option<&str>)] = &[
     (
         "read reports",
+        Area::Moderation,
         "admin:read:reports",
         Permissions::MANAGE_REPORTS,
         Some("/api/v1/admin/reports"),
     ),
     (
         "assign and resolve reports",
+        Area::Moderation,
         "admin:write:reports",
         Permissions::MANAGE_REPORTS,
         None,
     ),
     (
         "read accounts",
+        Area::Moderation,
         "admin:read:accounts",
         Permissions::MANAGE_USERS,
         Some("/api/v1/admin/accounts"),
     ),
     (
         "act on accounts",
+        Area::Moderation,
         "admin:write:accounts",
         Permissions::MANAGE_USERS,
         None,
     ),
     (
         "read domain blocks",
+        Area::Blocklists,
         "admin:read:domain_blocks",
         Permissions::MANAGE_FEDERATION,
         Some("/api/v1/admin/domain_blocks"),
     ),
     (
         "change domain blocks",
+        Area::Blocklists,
         "admin:write:domain_blocks",
         Permissions::MANAGE_FEDERATION,
         None,
     ),
 ];
+
+/// The plain-words purposes of the capabilities `area` needs (as [`Capability::problem`]'s
+/// sentences name them).
+pub fn purposes(area: Area) -> impl Iterator<Item = &'static str> {
+    CAPABILITIES
+        .iter()
+        .filter(move |c| c.1 == area)
+        .map(|c| c.0)
+}
 
 /// The result of [`crate::Client::check_access`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -308,6 +335,15 @@ impl AccessReport {
     /// Whether everything Guildhall needs is there.
     pub fn is_complete(&self) -> bool {
         self.capabilities.iter().all(|c| c.grant == Grant::Yes)
+    }
+
+    /// Whether nothing `area` needs is known to be missing (a capability the server did not
+    /// let us verify counts as there).
+    pub fn ready_for(&self, area: Area) -> bool {
+        self.capabilities
+            .iter()
+            .filter(|c| c.area == area)
+            .all(|c| matches!(c.grant, Grant::Yes | Grant::Unknown))
     }
 
     /// Plain-words sentences about what is missing (empty when nothing is).

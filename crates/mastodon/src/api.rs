@@ -92,7 +92,7 @@ impl Client {
         let mut capabilities = Vec::new();
         // Results of read probes by permission, to infer the write side's permission.
         let mut perm_seen: Vec<(Permissions, bool)> = Vec::new();
-        for &(purpose, scope, permission, probe) in CAPABILITIES {
+        for &(purpose, area, scope, permission, probe) in CAPABILITIES {
             let mut scope_ok: Option<bool> = known_scopes
                 .as_deref()
                 .map(|granted| scope_covers(granted, scope));
@@ -139,6 +139,7 @@ impl Client {
             };
             capabilities.push(Capability {
                 purpose,
+                area,
                 scope,
                 permission,
                 grant,

@@ -25,7 +25,7 @@ mod oauth;
 mod secret;
 pub mod webhook;
 
-pub use access::{AccessReport, Capability, Grant, Permissions, GUILDHALL_SCOPES};
+pub use access::{AccessReport, Area, Capability, Grant, Permissions, GUILDHALL_SCOPES};
 pub use client::{parse_base_url, Client, ClientConfig, Page, RateLimit};
 pub use error::{Error, Result};
 pub use net::Outbound;

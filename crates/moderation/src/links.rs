@@ -50,7 +50,7 @@ pub(crate) fn domain_of(base_url: &str) -> String {
 
 type LinkRow = (i64, String, i64, i64, String, i64, bool, Option<bool>);
 const LINK_SQL: &str = "SELECT l.instance_id, i.base_url, i.org_id, l.coop_org_id, l.settings, \
-     l.created_at, i.connected, i.check_ok FROM moderation_links l JOIN instances i ON i.id = l.instance_id";
+     l.created_at, i.connected, i.check_moderation_ok FROM moderation_links l JOIN instances i ON i.id = l.instance_id";
 
 fn link_from_row(r: LinkRow) -> Result<Link> {
     Ok(Link {
@@ -65,8 +65,10 @@ fn link_from_row(r: LinkRow) -> Result<Link> {
     })
 }
 
-/// Why an instance cannot be linked yet, or `None` when its admin connection works: no token
-/// stored, or the last check of the connection found something missing (its problems named).
+/// Why an instance cannot be linked yet, or `None` when its admin connection works for the
+/// moderation co-op: no token stored, or the last check of the connection found something
+/// missing that moderation needs (those problems named). What only the blocklists need (domain
+/// blocks) does not stop a link.
 pub fn connection_gap(inst: &guildhall_db::instances::Instance) -> Option<String> {
     if !inst.connected {
         return Some(format!(
@@ -76,11 +78,21 @@ pub fn connection_gap(inst: &guildhall_db::instances::Instance) -> Option<String
             domain_of(&inst.base_url)
         ));
     }
-    if inst.check_ok == Some(false) {
-        let problems = if inst.check_problems.is_empty() {
-            "the check failed".to_owned()
-        } else {
-            inst.check_problems.join(" ")
+    if inst.check_moderation_ok == Some(false) {
+        // The problems about what moderation needs (all of them if none names it: a check
+        // that could not run).
+        let purposes: Vec<&str> =
+            guildhall_mastodon::access::purposes(guildhall_mastodon::Area::Moderation).collect();
+        let ours: Vec<&str> = inst
+            .check_problems
+            .iter()
+            .map(String::as_str)
+            .filter(|p| purposes.iter().any(|w| p.contains(w)))
+            .collect();
+        let problems = match (ours.is_empty(), inst.check_problems.is_empty()) {
+            (false, _) => ours.join(" "),
+            (true, false) => inst.check_problems.join(" "),
+            (true, true) => "the check failed".to_owned(),
         };
         return Some(format!(
             "the admin connection of {} does not work: {problems} Fix the connection (Instance \

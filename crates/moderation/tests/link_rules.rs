@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use guildhall_core::Timestamp;
-use guildhall_db::instances::{ConnectMethod, NewConnection};
+use guildhall_db::instances::{CheckResult, ConnectMethod, NewConnection};
 use guildhall_db::secrets::SecretValue;
 use guildhall_db::{db_test, on_pool, Db};
 use guildhall_moderation::*;
@@ -78,6 +78,31 @@ db_test!(linking_needs_a_working_admin_connection, |db| async move {
         panic!("{err:?}")
     };
     assert!(msg.contains(&problem), "{msg}");
+    assert_eq!(links_made(&db).await, 0);
+
+    // Missing something moderation needs and something only the blocklists need: refused,
+    // naming only what moderation needs.
+    let blocks =
+        "To change domain blocks, the token needs the scope \"admin:write:domain_blocks\".";
+    let reports = "To read reports, the token needs the scope \"admin:read:reports\".".to_owned();
+    let both = [reports.clone(), blocks.to_owned()];
+    let check = CheckResult {
+        ok: false,
+        moderation_ok: false,
+        problems: &both,
+        account: None,
+    };
+    db.record_instance_check_audited(inst.id, &check, |_| None)
+        .await
+        .unwrap();
+    let err = link_instance(&db, inst.owner, w.coop, inst.id, &settings())
+        .await
+        .unwrap_err();
+    let ModError::ConnectionNeeded(msg) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(msg.contains(&reports), "{msg}");
+    assert!(!msg.contains(blocks), "not a reason to refuse: {msg}");
     assert_eq!(links_made(&db).await, 0);
 
     // Someone who may not link learns nothing about the connection.
@@ -163,5 +188,38 @@ db_test!(
         s.claim_minutes += 5;
         update_settings(&db, inst.owner, inst.id, &s).await.unwrap();
         assert_eq!(queued_syncs(&db, inst.id).await, q);
+    }
+);
+
+db_test!(
+    an_instance_that_grants_only_what_moderation_needs_can_be_linked,
+    |db| async move {
+        let a = fake(&[rude_report(11)]).await;
+        let w = world(&db, &[]).await;
+        let inst = add_instance(&db, &w.services.keyring, &a).await;
+        // The token may do everything moderation needs, but not touch domain blocks (least
+        // privilege): the check is not complete, yet the co-op may link the instance.
+        let problems = [
+            "To read domain blocks, the token needs the scope \"admin:read:domain_blocks\"."
+                .to_owned(),
+        ];
+        let check = CheckResult {
+            ok: false,
+            moderation_ok: true,
+            problems: &problems,
+            account: Some("@svc"),
+        };
+        db.record_instance_check_audited(inst.id, &check, |_| None)
+            .await
+            .unwrap();
+        let i = db.instance(inst.id).await.unwrap().unwrap();
+        assert_eq!(i.check_ok, Some(false));
+        assert_eq!(i.check_moderation_ok, Some(true));
+        assert_eq!(connection_gap(&i), None);
+        let link = link_instance(&db, inst.owner, w.coop, inst.id, &settings())
+            .await
+            .unwrap();
+        assert!(link.connected, "shown as connected for moderation");
+        assert_eq!(queued_syncs(&db, inst.id).await.len(), 1);
     }
 );

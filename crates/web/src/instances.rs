@@ -23,7 +23,7 @@ use guildhall_db::instances::{ConnectMethod, Instance, NewConnection};
 use guildhall_db::secrets::{Keyring, SecretValue};
 use guildhall_mastodon::models::RegisteredApp;
 use guildhall_mastodon::webhook::{verify_signature, SignatureError};
-use guildhall_mastodon::{AccessReport, Client, ClientConfig, Grant, Pkce, Secret};
+use guildhall_mastodon::{AccessReport, Area, Client, ClientConfig, Pkce, Secret};
 use serde_json::{json, Value};
 
 use crate::auth::Ctx;
@@ -151,25 +151,27 @@ async fn check(
         .scopes
         .as_deref()
         .map(|s| s.split_whitespace().map(str::to_owned).collect());
-    let (ok, problems, account) = match c.check_access(scopes.as_deref()).await {
+    let s = match c.check_access(scopes.as_deref()).await {
         Ok(report) => summarise(&report),
-        Err(guildhall_mastodon::Error::InvalidToken { .. }) => (
-            false,
-            vec![
-                "The instance does not accept the token: it is invalid or was revoked.".to_owned(),
-            ],
-            None,
+        Err(guildhall_mastodon::Error::InvalidToken { .. }) => Summary::failed(
+            "The instance does not accept the token: it is invalid or was revoked.".to_owned(),
         ),
-        Err(e) => (false, vec![format!("Could not check the token: {e}")], None),
+        Err(e) => Summary::failed(format!("Could not check the token: {e}")),
     };
     let entry = audit_entry(
         ctx,
         org,
         "instance.check",
-        json!({ "check_ok": ok, "problems": problems }),
+        json!({ "check_ok": s.ok, "moderation_ok": s.moderation_ok, "problems": s.problems }),
     )?;
+    let check = guildhall_db::instances::CheckResult {
+        ok: s.ok,
+        moderation_ok: s.moderation_ok,
+        problems: &s.problems,
+        account: s.account.as_deref(),
+    };
     st.db
-        .record_instance_check_audited(inst.id, ok, &problems, account.as_deref(), |_| Some(entry))
+        .record_instance_check_audited(inst.id, &check, |_| Some(entry))
         .await?;
     st.db
         .instance(inst.id)
@@ -177,16 +179,41 @@ async fn check(
         .ok_or_else(|| AppError::Internal("instance vanished".to_owned()))
 }
 
-/// (nothing known to be missing, the plain-words sentences, the account). A capability the
-/// server did not let Guildhall verify (write scopes of a pasted token, which cannot be probed
-/// without side effects) is listed but does not fail the check.
-fn summarise(r: &AccessReport) -> (bool, Vec<String>, Option<String>) {
-    let account = r.account.as_ref().map(|a| format!("@{}", a.acct));
-    let ok = r
-        .capabilities
-        .iter()
-        .all(|c| matches!(c.grant, Grant::Yes | Grant::Unknown));
-    (ok, r.problems(), account)
+/// What an access check comes to.
+#[derive(Debug, PartialEq)]
+struct Summary {
+    /// Nothing Guildhall needs is known to be missing.
+    ok: bool,
+    /// Nothing the moderation co-op needs is known to be missing.
+    moderation_ok: bool,
+    /// The plain-words sentences.
+    problems: Vec<String>,
+    /// The token's account (`@name`), when the check could read it.
+    account: Option<String>,
+}
+
+impl Summary {
+    /// A check that could not run (`why`): nothing is known to work.
+    fn failed(why: String) -> Summary {
+        Summary {
+            ok: false,
+            moderation_ok: false,
+            problems: vec![why],
+            account: None,
+        }
+    }
+}
+
+/// The check's result, overall and for the moderation co-op. A capability the server did not
+/// let Guildhall verify (write scopes of a pasted token, which cannot be probed without side
+/// effects) is listed but does not fail the check.
+fn summarise(r: &AccessReport) -> Summary {
+    Summary {
+        ok: r.ready_for(Area::Moderation) && r.ready_for(Area::Blocklists),
+        moderation_ok: r.ready_for(Area::Moderation),
+        problems: r.problems(),
+        account: r.account.as_ref().map(|a| format!("@{}", a.acct)),
+    }
 }
 
 /// Stores a connection with its `instance.connect` audit entry, then checks it at once (an
@@ -332,6 +359,7 @@ fn instance_json(st: &AppState, inst: &Instance) -> Value {
         "account": inst.account,
         "check": {
             "ok": inst.check_ok,
+            "moderation_ok": inst.check_moderation_ok,
             "problems": inst.check_problems,
             "checked_at": inst.checked_at,
         },
@@ -391,6 +419,9 @@ async fn render_page(
                 "Nothing is known to be missing, but the instance did not let Guildhall verify:"
             }
             Some(true) => "Guildhall has everything it needs.",
+            Some(false) if i.check_moderation_ok == Some(true) => {
+                "The moderation co-op has what it needs; the shared blocklists miss something:"
+            }
             Some(false) => "Something is missing:",
             None => "Not checked yet.",
         },
