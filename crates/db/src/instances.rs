@@ -321,6 +321,15 @@ impl Db {
         tx.commit().await
     }
 
+    /// Records the account the instance's token belongs to (`@name`), learned from the
+    /// instance's own answers, unless one is known already. Returns whether it was recorded.
+    pub async fn learn_instance_account(&self, id: i64, account: &str) -> Result<bool, DbError> {
+        let n = on_pool!(self, c => sqlx::query(
+            "UPDATE instances SET account = $1 WHERE id = $2 AND account IS NULL")
+            .bind(account).bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+        Ok(n > 0)
+    }
+
     /// Forgets the token and client secret of an instance (the row and its webhook secret
     /// stay, so that reconnecting keeps the webhook's URL and secret).
     pub async fn disconnect_instance(&self, id: i64) -> Result<(), DbError> {

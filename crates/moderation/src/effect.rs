@@ -16,7 +16,8 @@
 //! `moderation.delivery_confirmed`, "confirmed on the instance"). An account action is in
 //! effect when the target account shows it (suspended, silenced, sensitized, disabled); a
 //! warning (`none`), which changes no account state, when the report is resolved — by the
-//! service account, when Guildhall knows which account its token belongs to. A resolve step is
+//! service account, when Guildhall knows which account its token belongs to (from the
+//! connection check, or learned from the report of its first delivered action). A resolve step is
 //! in effect when the report is resolved; a resolve the server refuses is also checked that
 //! way, so an already-resolved report does not fail the decision.
 //!
@@ -230,6 +231,27 @@ async fn action_on_account(
     Ok(account_shows(&account, ctx.action))
 }
 
+/// Learns which account the instance's token acts as from the report our action just
+/// resolved (its `action_taken_by_account`), when no check could read it (`read:accounts` is
+/// not among the scopes Guildhall asks for). A later retry of a warning then tells our own
+/// resolution from another moderator's (see the module doc). Best effort: a failure only means
+/// it is learned from a later action.
+async fn learn_service_account(client: &Client, db: &Db, instance_id: i64, remote_id: &str) {
+    let learned = match client.report(remote_id).await {
+        Ok(r) => match r.action_taken_by_account {
+            Some(by) => db
+                .learn_instance_account(instance_id, &format!("@{}", by.acct()))
+                .await
+                .map_err(|e| e.to_string()),
+            None => Ok(false),
+        },
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = learned {
+        tracing::debug!(instance = instance_id, error = %e, "could not learn the service account");
+    }
+}
+
 /// The `moderation.apply` handler.
 pub(crate) async fn apply_job_handler(services: Services, job: Job) -> Result<()> {
     let db = &services.db;
@@ -359,7 +381,12 @@ pub(crate) async fn apply_job_handler(services: Services, job: Job) -> Result<()
             }
         };
         match result {
-            Ok(()) => step_ctx.delivered(*step_id, kind, remote_id).await?,
+            Ok(()) => {
+                step_ctx.delivered(*step_id, kind, remote_id).await?;
+                if kind == "action" && step_ctx.service_acct.is_none() {
+                    learn_service_account(&client, db, d.instance_id, remote_id).await;
+                }
+            }
             Err(e) => {
                 let transient = e.is_transient();
                 step_ctx

@@ -349,3 +349,28 @@ db_test!(
         );
     }
 );
+
+db_test!(
+    the_service_account_is_learned_from_the_first_delivered_action,
+    |db| async move {
+        let a = fake(&[rude_report(11)]).await;
+        let w = world(&db, &[&a]).await;
+        let inst = w.instances[0].id;
+        // No check could read the token's account (no `read:accounts`).
+        assert_eq!(db.instance(inst).await.unwrap().unwrap().account, None);
+        let id = decided(&w, Action::None).await;
+        drain(&w.services).await;
+        assert_eq!(decision_state(&w, id).await.0, DecisionState::Delivered);
+        // The report the warning resolved names who resolved it: the token's account.
+        assert_eq!(
+            db.instance(inst).await.unwrap().unwrap().account.as_deref(),
+            Some("@svc")
+        );
+        // Learned once: a known account is not replaced.
+        assert!(!db.learn_instance_account(inst, "@other").await.unwrap());
+        assert_eq!(
+            db.instance(inst).await.unwrap().unwrap().account.as_deref(),
+            Some("@svc")
+        );
+    }
+);
