@@ -257,64 +257,44 @@ pub(crate) fn is_multipart(content_type: Option<&str>) -> bool {
         .is_some_and(|c| c.trim().eq_ignore_ascii_case("multipart/form-data"))
 }
 
-/// Parses a `multipart/form-data` body that was already read within the route's limit (axum's
-/// multipart reader, without a second, default limit) into fields ([`Fields::from_multipart`]).
+/// Parses a `multipart/form-data` body that was already read within the route's limit into
+/// fields ([`Fields::from_multipart`]); `multer` (what axum's own reader uses) sets no limit
+/// of its own.
 pub(crate) async fn parse_multipart(content_type: &str, body: Bytes) -> Result<Fields, AppError> {
-    use std::sync::{Arc, Mutex};
-
-    use axum::extract::{DefaultBodyLimit, Multipart};
-    use axum::handler::Handler;
-
-    type Parsed = Result<Vec<(String, Option<String>, Bytes)>, AppError>;
     let malformed = |field: &str, message: String| AppError::Malformed {
         code: "malformed_multipart",
         message,
         field: field.to_owned(),
     };
-    let ct = header::HeaderValue::from_str(content_type)
-        .map_err(|_| malformed("body", "the content type is not valid".to_owned()))?;
-    let mut req = Request::new(axum::body::Body::from(body));
-    req.headers_mut().insert(header::CONTENT_TYPE, ct);
-    // axum's reader, run as a one-off handler so that `DefaultBodyLimit::disable()` lifts its
-    // default 2 MB limit (the guard already applied the route's own limit).
-    let slot: Arc<Mutex<Option<Parsed>>> = Arc::new(Mutex::new(None));
-    let out = slot.clone();
-    let read = move |mut mp: Multipart| async move {
-        let mut parts = Vec::new();
-        let r: Parsed = loop {
-            let field = match mp.next_field().await {
-                Ok(Some(f)) => f,
-                Ok(None) => break Ok(parts),
-                Err(e) => {
-                    break Err(malformed(
-                        "body",
-                        format!("the multipart body is malformed: {e}"),
-                    ))
-                }
-            };
-            let name = field.name().unwrap_or_default().to_owned();
-            let file = field.file_name().map(str::to_owned);
-            match field.bytes().await {
-                Ok(data) => parts.push((name, file, data)),
-                Err(e) => break Err(malformed(&name, format!("part {name:?} is malformed: {e}"))),
+    let boundary = multer::parse_boundary(content_type).map_err(|e| {
+        malformed(
+            "body",
+            format!("the multipart body cannot be read ({e}): check its boundary"),
+        )
+    })?;
+    let whole = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
+    let mut mp = multer::Multipart::new(whole, boundary);
+    let mut parts = Vec::new();
+    loop {
+        let field = match mp.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                return Err(malformed(
+                    "body",
+                    format!("the multipart body is malformed: {e}"),
+                ))
             }
         };
-        if let Ok(mut g) = out.lock() {
-            *g = Some(r);
-        }
-    };
-    let resp = read.layer(DefaultBodyLimit::disable()).call(req, ()).await;
-    let parsed = slot.lock().ok().and_then(|mut g| g.take());
-    match parsed {
-        Some(r) => Fields::from_multipart(r?),
-        None => Err(malformed(
-            "body",
-            format!(
-                "the multipart body cannot be read (status {}): check its boundary",
-                resp.status()
-            ),
-        )),
+        let name = field.name().unwrap_or_default().to_owned();
+        let file = field.file_name().map(str::to_owned);
+        let data = field
+            .bytes()
+            .await
+            .map_err(|e| malformed(&name, format!("part {name:?} is malformed: {e}")))?;
+        parts.push((name, file, data));
     }
+    Fields::from_multipart(parts)
 }
 
 /// Reads a whole body, refusing one over `limit` bytes with 413.
