@@ -17,7 +17,7 @@
 //!   run resumes at the first pending step. A create that finds a block Guildhall already made
 //!   (its stamp) adopts it instead of failing, so no change is applied twice.
 //! - One writer per instance: a push run and a plan of the same instance hold the instance's
-//!   lease ([`InstanceLease`], a row in `lists_locks` under the reserved key [`LEASE_KEY`], taken
+//!   lease ([`InstanceLease`], a row in `lists_leases` with its holder and expiry, taken
 //!   by one atomic upsert, renewed between steps, released at the end, and expiring on its
 //!   own if the holder dies). A second run of the same push waits for it and then finds nothing
 //!   pending; two pushes of one instance run one after the other. Decisions (approve, reject) and
@@ -72,9 +72,6 @@ fn push_job(push: i64) -> NewJob {
         .max_attempts(20)
 }
 
-/// The reserved `lists_locks` key of an instance's push lease. `normalize_domain` never yields
-/// it, and [`locks`] never lists it.
-pub const LEASE_KEY: &str = "#push-lease";
 /// How long an instance lease lasts unless renewed (a push renews it between steps).
 const LEASE_FOR: Duration = Duration::from_secs(15 * 60);
 /// A renewal within this long of the last one is skipped (one write per minute at most, not
@@ -109,11 +106,10 @@ impl InstanceLease {
             // One statement: on PostgreSQL a concurrent upsert waits for this one and then
             // re-checks the condition; SQLite has a single writer.
             let n = on_pool!(db, c => sqlx::query(
-                "INSERT INTO lists_locks (org_id, domain, created_by, created_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (org_id, domain) DO UPDATE SET \
-                 created_by = excluded.created_by, created_at = excluded.created_at \
-                 WHERE lists_locks.created_at < $5")
-                .bind(org.0).bind(LEASE_KEY).bind(&holder).bind(t.plus(LEASE_FOR).0).bind(t.0)
+                "INSERT INTO lists_leases (org_id, holder, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (org_id) DO UPDATE SET holder = excluded.holder, \
+                 expires_at = excluded.expires_at WHERE lists_leases.expires_at < $4")
+                .bind(org.0).bind(&holder).bind(t.plus(LEASE_FOR).0).bind(t.0)
                 .execute(c).await.map(|r| r.rows_affected()))
             .map_err(DbError::from)?;
             if n == 1 {
@@ -146,10 +142,9 @@ impl InstanceLease {
             return Ok(());
         }
         let n = on_pool!(&self.db, c => sqlx::query(
-            "UPDATE lists_locks SET created_at = $1 WHERE org_id = $2 AND domain = $3 \
-             AND created_by = $4")
-            .bind(Timestamp::now().plus(LEASE_FOR).0).bind(self.org.0).bind(LEASE_KEY)
-            .bind(&self.holder).execute(c).await.map(|r| r.rows_affected()))
+            "UPDATE lists_leases SET expires_at = $1 WHERE org_id = $2 AND holder = $3")
+            .bind(Timestamp::now().plus(LEASE_FOR).0).bind(self.org.0).bind(&self.holder)
+            .execute(c).await.map(|r| r.rows_affected()))
         .map_err(DbError::from)?;
         if n == 1 {
             if let Ok(mut t) = self.renewed.lock() {
@@ -166,8 +161,8 @@ impl InstanceLease {
     /// Releases the lease (if still held).
     pub async fn release(self) -> Result<()> {
         on_pool!(&self.db, c => sqlx::query(
-            "DELETE FROM lists_locks WHERE org_id = $1 AND domain = $2 AND created_by = $3")
-            .bind(self.org.0).bind(LEASE_KEY).bind(&self.holder)
+            "DELETE FROM lists_leases WHERE org_id = $1 AND holder = $2")
+            .bind(self.org.0).bind(&self.holder)
             .execute(c).await.map(|r| r.rows_affected()))
         .map_err(DbError::from)?;
         Ok(())
@@ -424,9 +419,8 @@ pub async fn unlock_domain(db: &Db, org: OrgId, actor: &Actor, domain: &str) -> 
 /// The locks of `org`, by domain.
 pub async fn locks(db: &Db, org: OrgId) -> Result<Vec<Lock>> {
     let rows: Vec<(String, String, i64)> = on_pool!(db, p => sqlx::query_as(
-        "SELECT domain, created_by, created_at FROM lists_locks WHERE org_id = $1 AND domain <> $2 \
-         ORDER BY domain")
-        .bind(org.0).bind(LEASE_KEY).fetch_all(p).await)
+        "SELECT domain, created_by, created_at FROM lists_locks WHERE org_id = $1 ORDER BY domain")
+        .bind(org.0).fetch_all(p).await)
     .map_err(DbError::from)?;
     Ok(rows
         .into_iter()

@@ -692,6 +692,41 @@ db_test!(
 );
 
 db_test!(
+    an_expired_lease_is_taken_over_and_its_old_holder_cannot_release_it,
+    |db| async move {
+        use guildhall_lists::push::{locks, InstanceLease};
+        let w = world(db).await;
+        let f = fake(|b| b).await;
+        let inst = instance_org(&w, "inst.example", &f).await;
+        let first = InstanceLease::take(&w.db, inst).await.unwrap();
+        // Its holder died: the lease ran out.
+        on_pool!(&w.db, p => sqlx::query("UPDATE lists_leases SET expires_at = 0 WHERE org_id = $1")
+            .bind(inst.0).execute(p).await.map(|r| r.rows_affected()))
+        .unwrap();
+        let second = InstanceLease::take(&w.db, inst).await.unwrap();
+        // The old holder's release leaves the new holder's lease alone.
+        first.release().await.unwrap();
+        let third = tokio::time::timeout(Duration::from_secs(60), InstanceLease::take(&w.db, inst))
+            .await
+            .unwrap();
+        assert!(
+            matches!(third, Err(ListsError::Busy(_))),
+            "{:?}",
+            third.err()
+        );
+        second.release().await.unwrap();
+        InstanceLease::take(&w.db, inst)
+            .await
+            .unwrap()
+            .release()
+            .await
+            .unwrap();
+        // A lease is not a locked domain.
+        assert!(locks(&w.db, inst).await.unwrap().is_empty());
+    }
+);
+
+db_test!(
     a_plan_defers_while_another_holder_keeps_the_instance_lease,
     |db| async move {
         use guildhall_lists::push::InstanceLease;
