@@ -94,16 +94,16 @@ pub struct Instance {
 }
 
 /// What an access check found, as recorded.
-#[derive(Debug, Clone, Copy)]
-pub struct CheckResult<'a> {
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckResult {
     /// Nothing Guildhall needs is known to be missing.
     pub ok: bool,
     /// Nothing the moderation co-op needs is known to be missing.
     pub moderation_ok: bool,
     /// The plain-words problems.
-    pub problems: &'a [String],
+    pub problems: Vec<String>,
     /// The account the token belongs to (`@name`), when the check could read it.
-    pub account: Option<&'a str>,
+    pub account: Option<String>,
 }
 
 /// What a connection stores.
@@ -292,8 +292,8 @@ impl Db {
         let check = CheckResult {
             ok,
             moderation_ok: ok,
-            problems,
-            account,
+            problems: problems.to_vec(),
+            account: account.map(str::to_owned),
         };
         self.record_instance_check_audited(id, &check, |_| None)
             .await
@@ -303,10 +303,10 @@ impl Db {
     pub async fn record_instance_check_audited(
         &self,
         id: i64,
-        check: &CheckResult<'_>,
+        check: &CheckResult,
         audit: impl AuditWith<()>,
     ) -> Result<(), DbError> {
-        let text = serde_json::to_string(check.problems).map_err(|e| DbError::Invalid {
+        let text = serde_json::to_string(&check.problems).map_err(|e| DbError::Invalid {
             field: "check_problems",
             message: e.to_string(),
         })?;
@@ -315,7 +315,7 @@ impl Db {
             "UPDATE instances SET check_ok = $1, check_moderation_ok = $2, check_problems = $3, \
              checked_at = $4, account = COALESCE($5, account) WHERE id = $6")
             .bind(check.ok).bind(check.moderation_ok).bind(&text).bind(Timestamp::now().0)
-            .bind(check.account).bind(id)
+            .bind(check.account.as_deref()).bind(id)
             .execute(c).await.map(|r| r.rows_affected()))?;
         append_made(&mut tx, audit, &()).await?;
         tx.commit().await

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use guildhall_core::Timestamp;
+use guildhall_core::{AccountId, OrgId, Timestamp};
 use guildhall_db::instances::{CheckResult, ConnectMethod, NewConnection};
 use guildhall_db::secrets::SecretValue;
 use guildhall_db::{db_test, on_pool, Db};
@@ -32,6 +32,17 @@ async fn links_made(db: &Db) -> i64 {
         .unwrap()
 }
 
+/// Why linking `instance` to `coop` (by `who`) is refused for want of a connection.
+async fn refusal(db: &Db, who: AccountId, coop: OrgId, instance: i64) -> String {
+    let err = link_instance(db, who, coop, instance, &settings())
+        .await
+        .unwrap_err();
+    match err {
+        ModError::ConnectionNeeded(msg) => msg,
+        other => panic!("{other:?}"),
+    }
+}
+
 db_test!(linking_needs_a_working_admin_connection, |db| async move {
     let a = fake(&[rude_report(11)]).await;
     let w = world(&db, &[]).await;
@@ -39,12 +50,7 @@ db_test!(linking_needs_a_working_admin_connection, |db| async move {
 
     // No token stored (disconnected): refused, nothing written, nothing scheduled.
     db.disconnect_instance(inst.id).await.unwrap();
-    let err = link_instance(&db, inst.owner, w.coop, inst.id, &settings())
-        .await
-        .unwrap_err();
-    let ModError::ConnectionNeeded(msg) = &err else {
-        panic!("{err:?}")
-    };
+    let msg = refusal(&db, inst.owner, w.coop, inst.id).await;
     assert!(msg.contains("not connected"), "{msg}");
     assert!(msg.contains("token"), "{msg}");
     assert_eq!(links_made(&db).await, 0);
@@ -71,12 +77,7 @@ db_test!(linking_needs_a_working_admin_connection, |db| async move {
     db.record_instance_check(inst.id, false, std::slice::from_ref(&problem), None)
         .await
         .unwrap();
-    let err = link_instance(&db, inst.owner, w.coop, inst.id, &settings())
-        .await
-        .unwrap_err();
-    let ModError::ConnectionNeeded(msg) = &err else {
-        panic!("{err:?}")
-    };
+    let msg = refusal(&db, inst.owner, w.coop, inst.id).await;
     assert!(msg.contains(&problem), "{msg}");
     assert_eq!(links_made(&db).await, 0);
 
@@ -85,22 +86,16 @@ db_test!(linking_needs_a_working_admin_connection, |db| async move {
     let blocks =
         "To change domain blocks, the token needs the scope \"admin:write:domain_blocks\".";
     let reports = "To read reports, the token needs the scope \"admin:read:reports\".".to_owned();
-    let both = [reports.clone(), blocks.to_owned()];
     let check = CheckResult {
         ok: false,
         moderation_ok: false,
-        problems: &both,
+        problems: vec![reports.clone(), blocks.to_owned()],
         account: None,
     };
     db.record_instance_check_audited(inst.id, &check, |_| None)
         .await
         .unwrap();
-    let err = link_instance(&db, inst.owner, w.coop, inst.id, &settings())
-        .await
-        .unwrap_err();
-    let ModError::ConnectionNeeded(msg) = &err else {
-        panic!("{err:?}")
-    };
+    let msg = refusal(&db, inst.owner, w.coop, inst.id).await;
     assert!(msg.contains(&reports), "{msg}");
     assert!(!msg.contains(blocks), "not a reason to refuse: {msg}");
     assert_eq!(links_made(&db).await, 0);
@@ -199,15 +194,14 @@ db_test!(
         let inst = add_instance(&db, &w.services.keyring, &a).await;
         // The token may do everything moderation needs, but not touch domain blocks (least
         // privilege): the check is not complete, yet the co-op may link the instance.
-        let problems = [
-            "To read domain blocks, the token needs the scope \"admin:read:domain_blocks\"."
-                .to_owned(),
-        ];
         let check = CheckResult {
             ok: false,
             moderation_ok: true,
-            problems: &problems,
-            account: Some("@svc"),
+            problems: vec![
+                "To read domain blocks, the token needs the scope \"admin:read:domain_blocks\"."
+                    .to_owned(),
+            ],
+            account: Some("@svc".to_owned()),
         };
         db.record_instance_check_audited(inst.id, &check, |_| None)
             .await

@@ -19,7 +19,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Extension, Json};
 use guildhall_core::{OrgId, OrgKind};
 use guildhall_db::audit::NewAuditEntry;
-use guildhall_db::instances::{ConnectMethod, Instance, NewConnection};
+use guildhall_db::instances::{CheckResult, ConnectMethod, Instance, NewConnection};
 use guildhall_db::secrets::{Keyring, SecretValue};
 use guildhall_mastodon::models::RegisteredApp;
 use guildhall_mastodon::webhook::{verify_signature, SignatureError};
@@ -151,25 +151,19 @@ async fn check(
         .scopes
         .as_deref()
         .map(|s| s.split_whitespace().map(str::to_owned).collect());
-    let s = match c.check_access(scopes.as_deref()).await {
+    let check = match c.check_access(scopes.as_deref()).await {
         Ok(report) => summarise(&report),
-        Err(guildhall_mastodon::Error::InvalidToken { .. }) => Summary::failed(
+        Err(guildhall_mastodon::Error::InvalidToken { .. }) => failed_check(
             "The instance does not accept the token: it is invalid or was revoked.".to_owned(),
         ),
-        Err(e) => Summary::failed(format!("Could not check the token: {e}")),
+        Err(e) => failed_check(format!("Could not check the token: {e}")),
     };
     let entry = audit_entry(
         ctx,
         org,
         "instance.check",
-        json!({ "check_ok": s.ok, "moderation_ok": s.moderation_ok, "problems": s.problems }),
+        json!({ "check_ok": check.ok, "moderation_ok": check.moderation_ok, "problems": check.problems }),
     )?;
-    let check = guildhall_db::instances::CheckResult {
-        ok: s.ok,
-        moderation_ok: s.moderation_ok,
-        problems: &s.problems,
-        account: s.account.as_deref(),
-    };
     st.db
         .record_instance_check_audited(inst.id, &check, |_| Some(entry))
         .await?;
@@ -179,36 +173,21 @@ async fn check(
         .ok_or_else(|| AppError::Internal("instance vanished".to_owned()))
 }
 
-/// What an access check comes to.
-#[derive(Debug, PartialEq)]
-struct Summary {
-    /// Nothing Guildhall needs is known to be missing.
-    ok: bool,
-    /// Nothing the moderation co-op needs is known to be missing.
-    moderation_ok: bool,
-    /// The plain-words sentences.
-    problems: Vec<String>,
-    /// The token's account (`@name`), when the check could read it.
-    account: Option<String>,
-}
-
-impl Summary {
-    /// A check that could not run (`why`): nothing is known to work.
-    fn failed(why: String) -> Summary {
-        Summary {
-            ok: false,
-            moderation_ok: false,
-            problems: vec![why],
-            account: None,
-        }
+/// A check that could not run (`why`): nothing is known to work.
+fn failed_check(why: String) -> CheckResult {
+    CheckResult {
+        ok: false,
+        moderation_ok: false,
+        problems: vec![why],
+        account: None,
     }
 }
 
 /// The check's result, overall and for the moderation co-op. A capability the server did not
 /// let Guildhall verify (write scopes of a pasted token, which cannot be probed without side
 /// effects) is listed but does not fail the check.
-fn summarise(r: &AccessReport) -> Summary {
-    Summary {
+fn summarise(r: &AccessReport) -> CheckResult {
+    CheckResult {
         ok: r.ready_for(Area::Moderation) && r.ready_for(Area::Blocklists),
         moderation_ok: r.ready_for(Area::Moderation),
         problems: r.problems(),

@@ -74,6 +74,33 @@ async fn fake() -> FakeMastodon {
         .unwrap()
 }
 
+/// The owner of an instance organisation, signed in, and a fake instance to connect.
+struct Owner {
+    fake: FakeMastodon,
+    keys: Keyring,
+    app: axum::Router,
+    owner: AccountId,
+    org: OrgId,
+    c: Client,
+}
+
+async fn owner_session(db: &Db) -> Owner {
+    let fake = fake().await;
+    let keys = keyring();
+    let app = guildhall_web::router(app_state(db, &keys));
+    let owner = account(db, "owner@a.example", false).await;
+    let org = instance_org(db, "Social", "social.example", owner).await;
+    let c = signed_in(db, &app, owner).await;
+    Owner {
+        fake,
+        keys,
+        app,
+        owner,
+        org,
+        c,
+    }
+}
+
 /// The raw stored row of a secret: (key id, nonce, ciphertext).
 async fn raw_secret(db: &Db, name: &str) -> Option<(String, Vec<u8>, Vec<u8>)> {
     on_pool!(db, p => sqlx::query_as(
@@ -92,12 +119,14 @@ async fn actions(db: &Db, org: OrgId) -> Vec<String> {
 }
 
 db_test!(oauth_connect_check_store_and_disconnect, |db| async move {
-    let fake = fake().await;
-    let keys = keyring();
-    let app = guildhall_web::router(app_state(&db, &keys));
-    let owner = account(&db, "owner@a.example", false).await;
-    let org = instance_org(&db, "Social", "social.example", owner).await;
-    let mut c = signed_in(&db, &app, owner).await;
+    let Owner {
+        fake,
+        keys,
+        app,
+        owner,
+        org,
+        mut c,
+    } = owner_session(&db).await;
 
     // Start: Guildhall registers its app and sends the browser to the instance.
     let r = c
@@ -220,12 +249,9 @@ db_test!(oauth_connect_check_store_and_disconnect, |db| async move {
 db_test!(
     pasted_token_without_a_permission_is_named,
     |db| async move {
-        let fake = fake().await;
-        let keys = keyring();
-        let app = guildhall_web::router(app_state(&db, &keys));
-        let owner = account(&db, "owner@a.example", false).await;
-        let org = instance_org(&db, "Social", "social.example", owner).await;
-        let mut c = signed_in(&db, &app, owner).await;
+        let Owner {
+            fake, org, mut c, ..
+        } = owner_session(&db).await;
 
         let r = c
             .post_form(
@@ -308,12 +334,9 @@ db_test!(
 db_test!(
     a_token_for_moderation_only_is_enough_for_the_co_op,
     |db| async move {
-        let fake = fake().await;
-        let keys = keyring();
-        let app = guildhall_web::router(app_state(&db, &keys));
-        let owner = account(&db, "owner@a.example", false).await;
-        let org = instance_org(&db, "Social", "social.example", owner).await;
-        let mut c = signed_in(&db, &app, owner).await;
+        let Owner {
+            fake, org, mut c, ..
+        } = owner_session(&db).await;
         // The service account may handle reports and accounts but not federation.
         let r = c
             .post_form(
@@ -560,12 +583,14 @@ db_test!(
 db_test!(
     other_organisations_cannot_see_or_change_the_instance,
     |db| async move {
-        let fake = fake().await;
-        let keys = keyring();
-        let app = guildhall_web::router(app_state(&db, &keys));
-        let owner = account(&db, "owner@a.example", false).await;
-        let org = instance_org(&db, "Social", "social.example", owner).await;
-        let mut c = signed_in(&db, &app, owner).await;
+        let Owner {
+            fake,
+            app,
+            owner,
+            org,
+            mut c,
+            ..
+        } = owner_session(&db).await;
         let r = c
             .json(
                 Method::PUT,
