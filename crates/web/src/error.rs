@@ -190,9 +190,15 @@ pub(crate) fn wants_json(path: &str) -> bool {
     path.starts_with("/api/") || path == "/healthz" || path == "/readyz"
 }
 
-/// Middleware: gives every error response its body (JSON or the HTML page), including the
-/// errors axum makes itself. Anonymous page requests that need a session are redirected to
-/// the login page.
+/// Whether a request is from another server's webhook (errors as plain text, like the
+/// receiver's own answers).
+fn wants_plain(path: &str) -> bool {
+    path.starts_with("/webhooks/")
+}
+
+/// Middleware: gives every error response its body (JSON, plain text or the HTML page),
+/// including the errors axum makes itself. Anonymous page requests that need a session are
+/// redirected to the login page.
 pub(crate) async fn render_errors(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let path_and_query = req
@@ -224,8 +230,7 @@ pub(crate) async fn render_errors(req: Request, next: Next) -> Response {
             e.body()
         }
     };
-    if path.starts_with("/webhooks/") {
-        // Webhook senders are servers: plain text, like the receiver's own answers.
+    if wants_plain(&path) {
         let text = match &body.field {
             Some(f) => format!("{} (field: {f})\n", body.message),
             None => format!("{}\n", body.message),
